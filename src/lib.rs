@@ -1,0 +1,23 @@
+//! xferwatch: a network sensor for command-and-control and data theft hidden in
+//! file-transfer protocols (MITRE ATT&CK T1071.002, DET0416 / AN1173).
+//!
+//! Data flows one way through the crate:
+//!
+//! ```text
+//! capture ─► decode ─► flow ─► identify ─► session ─► detect ─► output
+//!                 config and stats at the side
+//! ```
+//!
+//! * [`capture`] reads pcap/pcapng files (or a live interface) into owned frame batches.
+//! * [`decode`] turns a frame into a borrowed [`decode::Packet`] view; malformed input is
+//!   counted, never an error.
+//! * [`flow`] keeps the bounded flow table, byte accounting and TCP state on packet time.
+//! * [`output`] writes EVE JSON lines.
+//!
+//! The contract for untrusted bytes: nothing here panics, indexes unchecked or trusts a
+//! length field; malformed packets are counted by kind and skipped.
+#![forbid(unsafe_code)]
+
+pub mod app_proto;
+pub mod direction;
+pub mod time;
