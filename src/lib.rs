@@ -19,5 +19,8 @@
 #![forbid(unsafe_code)]
 
 pub mod app_proto;
+pub mod community_id;
+pub mod decode;
 pub mod direction;
+pub mod flow;
 pub mod time;

@@ -1,0 +1,735 @@
+//! Flow stage: the bounded flow table, per-direction byte accounting and TCP state, all on
+//! packet time.
+//!
+//! Invariants:
+//! * the table never holds more than `max_flows` flows; making room evicts one (counted);
+//! * TCP payload is counted from sequence space: a retransmitted byte counts once, a hole
+//!   is counted as missing, and [`Flow::update`] hands the app layer only new bytes;
+//! * nothing here reads the wall clock.
+
+pub mod key;
+
+use hashbrown::HashMap;
+use serde::Serialize;
+
+use crate::decode::{Fragment, Packet, TcpMeta};
+use crate::direction::Direction;
+use crate::time::Ts;
+pub use key::FlowKey;
+
+/// Timeouts and caps for the table, in packet-time seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowLimits {
+    /// Hard cap on tracked flows.
+    pub max_flows: usize,
+    /// TCP before the handshake completes.
+    pub tcp_new: u64,
+    /// TCP established or half-closed.
+    pub tcp_established: u64,
+    /// TCP after both FINs or a RST (absorbs the last ACKs).
+    pub tcp_closed: u64,
+    /// UDP seen in one direction only.
+    pub udp_new: u64,
+    /// UDP seen both ways.
+    pub udp_established: u64,
+    /// ICMP.
+    pub icmp: u64,
+    /// Any other IP protocol.
+    pub other: u64,
+}
+
+impl Default for FlowLimits {
+    fn default() -> FlowLimits {
+        FlowLimits {
+            max_flows: 262_144,
+            tcp_new: 30,
+            tcp_established: 600,
+            tcp_closed: 10,
+            udp_new: 30,
+            udp_established: 120,
+            icmp: 30,
+            other: 60,
+        }
+    }
+}
+
+/// Why a flow ended (`flow.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Both FINs seen, then the closed timeout passed.
+    Fin,
+    /// A RST was seen, then the closed timeout passed.
+    Rst,
+    /// Idle longer than its state's timeout.
+    Timeout,
+    /// Pushed out to make room under `max_flows`.
+    Evicted,
+    /// The same 5-tuple opened a new connection (SYN after close).
+    Reused,
+    /// The input ended.
+    EndOfInput,
+    /// The sensor was asked to stop.
+    Shutdown,
+}
+
+impl EndReason {
+    /// The EVE `flow.reason` string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fin => "fin",
+            EndReason::Rst => "rst",
+            EndReason::Timeout => "timeout",
+            EndReason::Evicted => "evicted",
+            EndReason::Reused => "reused",
+            EndReason::EndOfInput => "end-of-input",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// TCP connection state as far as a passive observer can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpState {
+    /// Not TCP, or no SYN seen yet and no data (midstream pick-up starts Established).
+    None,
+    /// SYN seen.
+    SynSent,
+    /// SYN-ACK seen.
+    SynReceived,
+    /// Handshake complete or data seen both ways.
+    Established,
+    /// One side sent FIN.
+    Closing,
+    /// Both sides sent FIN.
+    Closed,
+    /// A RST was seen.
+    Reset,
+}
+
+/// Per-direction counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirCounters {
+    /// Packets.
+    pub pkts: u64,
+    /// Wire bytes (original frame length).
+    pub bytes: u64,
+    /// Unique L4 payload bytes (TCP: sequence space advanced).
+    pub payload: u64,
+    /// TCP payload bytes seen again (retransmissions, overlaps).
+    pub retransmitted: u64,
+    /// TCP payload bytes skipped over by a hole in sequence space.
+    pub missing: u64,
+    /// Next expected TCP sequence number.
+    next_seq: u32,
+    /// `next_seq` is meaningful.
+    seq_known: bool,
+    /// FIN sent in this direction.
+    pub fin: bool,
+    /// SYN sent in this direction.
+    pub syn: bool,
+}
+
+/// Which new bytes of a packet the application layer should see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// Offset of the new bytes within the packet's captured payload.
+    pub start: usize,
+    /// End of the new bytes within the captured payload.
+    pub end: usize,
+    /// Bytes are missing before this chunk (a hole, or a snap-length cut).
+    pub gap: bool,
+}
+
+/// One tracked flow.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// Canonical key.
+    pub key: FlowKey,
+    /// Index in `key` of the client endpoint.
+    pub client: usize,
+    /// Stable id (< 2^51) shared by every record of the flow.
+    pub flow_id: u64,
+    /// First packet time.
+    pub start: Ts,
+    /// Last packet time.
+    pub last: Ts,
+    /// `pcap_cnt` of the first packet.
+    pub first_pcap_cnt: u64,
+    /// `pcap_cnt` of the last packet.
+    pub last_pcap_cnt: u64,
+    /// Counters indexed by [`Direction::index`].
+    pub dirs: [DirCounters; 2],
+    /// TCP state.
+    pub tcp: TcpState,
+    /// For ICMP: type and code of the first packet (Community ID needs them).
+    pub icmp: (u8, u8),
+}
+
+impl Flow {
+    fn new(key: FlowKey, src_index: usize, pkt: &Packet<'_>, ts: Ts, pcap_cnt: u64) -> Flow {
+        let client = choose_client(src_index, pkt);
+        let mut h = key::Fnv(key.stable_hash());
+        h.write(&ts.0.to_be_bytes());
+        // Suricata keeps flow_id below 2^51 so it survives a JSON double; never zero.
+        let flow_id = (key::mix64(h.0) & ((1u64 << 51) - 1)).max(1);
+        Flow {
+            key,
+            client,
+            flow_id,
+            start: ts,
+            last: ts,
+            first_pcap_cnt: pcap_cnt,
+            last_pcap_cnt: pcap_cnt,
+            dirs: [DirCounters::default(); 2],
+            tcp: TcpState::None,
+            icmp: if matches!(pkt.proto, 1 | 58) { (pkt.sport as u8, pkt.dport as u8) } else { (0, 0) },
+        }
+    }
+
+    /// `(ip, port)` of the client.
+    pub fn client_endpoint(&self) -> (std::net::IpAddr, u16) {
+        self.key.endpoint(self.client)
+    }
+
+    /// `(ip, port)` of the server.
+    pub fn server_endpoint(&self) -> (std::net::IpAddr, u16) {
+        self.key.endpoint(1 - self.client.min(1))
+    }
+
+    /// Direction of a packet whose source is endpoint `src_index`.
+    pub fn direction_of(&self, src_index: usize) -> Direction {
+        if src_index == self.client { Direction::ToServer } else { Direction::ToClient }
+    }
+
+    /// Counters for one direction.
+    pub fn dir(&self, d: Direction) -> &DirCounters {
+        if d == Direction::ToServer { &self.dirs[0] } else { &self.dirs[1] }
+    }
+
+    fn dir_mut(&mut self, d: Direction) -> &mut DirCounters {
+        if d == Direction::ToServer { &mut self.dirs[0] } else { &mut self.dirs[1] }
+    }
+
+    /// Both directions carried payload.
+    pub fn payload_both_ways(&self) -> bool {
+        self.dirs.iter().all(|d| d.payload > 0)
+    }
+
+    /// The EVE `flow.state`.
+    pub fn state_str(&self) -> &'static str {
+        match self.tcp {
+            TcpState::Closed | TcpState::Reset => "closed",
+            TcpState::Established | TcpState::Closing => "established",
+            TcpState::SynSent | TcpState::SynReceived => "new",
+            TcpState::None => {
+                if self.dirs.iter().all(|d| d.pkts > 0) { "established" } else { "new" }
+            }
+        }
+    }
+
+    /// Accounts one packet and returns the new in-order payload for the app layer (if any).
+    pub fn update(&mut self, dir: Direction, pkt: &Packet<'_>, ts: Ts, pcap_cnt: u64) -> Option<Chunk> {
+        if ts > self.last {
+            self.last = ts;
+        }
+        self.last_pcap_cnt = pcap_cnt;
+        let d = self.dir_mut(dir);
+        d.pkts += 1;
+        d.bytes += u64::from(pkt.wire_len);
+        match pkt.tcp {
+            Some(t) if pkt.fragment != Fragment::Continuation => {
+                let chunk = self.tcp_update(dir, t, pkt);
+                self.tcp_state(dir, t);
+                chunk
+            }
+            _ => {
+                let d = self.dir_mut(dir);
+                d.payload += u64::from(pkt.payload_len);
+                if pkt.fragment == Fragment::Continuation || pkt.payload.is_empty() {
+                    None
+                } else {
+                    Some(Chunk { start: 0, end: pkt.payload.len(), gap: pkt.payload.len() < pkt.payload_len as usize })
+                }
+            }
+        }
+    }
+
+    fn tcp_update(&mut self, dir: Direction, t: TcpMeta, pkt: &Packet<'_>) -> Option<Chunk> {
+        let d = self.dir_mut(dir);
+        let len = pkt.payload_len;
+        if t.has(TcpMeta::SYN) {
+            d.syn = true;
+            d.next_seq = t.seq.wrapping_add(1);
+            d.seq_known = true;
+            // Data on a SYN (TFO) is rare; it is counted but not handed up.
+            d.payload += u64::from(len);
+            return None;
+        }
+        if !d.seq_known {
+            d.next_seq = t.seq;
+            d.seq_known = true;
+        }
+        let mut chunk = None;
+        if len > 0 {
+            let rel = t.seq.wrapping_sub(d.next_seq) as i32;
+            let captured = pkt.payload.len();
+            if rel == 0 {
+                d.payload += u64::from(len);
+                d.next_seq = d.next_seq.wrapping_add(len);
+                chunk = Some(Chunk { start: 0, end: captured, gap: captured < len as usize });
+            } else if rel > 0 {
+                // A hole: those bytes were never seen (loss before the sensor, or reordering).
+                d.missing += rel as u64;
+                d.payload += u64::from(len);
+                d.next_seq = t.seq.wrapping_add(len);
+                chunk = Some(Chunk { start: 0, end: captured, gap: true });
+            } else {
+                let behind = rel.unsigned_abs();
+                if behind >= len {
+                    d.retransmitted += u64::from(len);
+                } else {
+                    let fresh = len - behind;
+                    d.retransmitted += u64::from(behind);
+                    d.payload += u64::from(fresh);
+                    d.next_seq = d.next_seq.wrapping_add(fresh);
+                    let start = (behind as usize).min(captured);
+                    chunk = Some(Chunk { start, end: captured, gap: captured < len as usize });
+                }
+            }
+        }
+        if t.has(TcpMeta::FIN) {
+            if !d.fin {
+                d.next_seq = d.next_seq.wrapping_add(1);
+            }
+            d.fin = true;
+        }
+        chunk.filter(|c| c.end > c.start)
+    }
+
+    fn tcp_state(&mut self, dir: Direction, t: TcpMeta) {
+        use TcpState::*;
+        if t.has(TcpMeta::RST) {
+            self.tcp = Reset;
+            return;
+        }
+        let both_fin = self.dirs[0].fin && self.dirs[1].fin;
+        self.tcp = match self.tcp {
+            _ if both_fin => Closed,
+            Reset | Closed => self.tcp,
+            _ if self.dirs.iter().any(|d| d.fin) => Closing,
+            None if t.has(TcpMeta::SYN | TcpMeta::ACK) => SynReceived,
+            None if t.has(TcpMeta::SYN) => SynSent,
+            // Picked up midstream: treat as established once anything but a SYN shows.
+            None => Established,
+            SynSent if t.has(TcpMeta::SYN | TcpMeta::ACK) && dir == Direction::ToClient => SynReceived,
+            SynSent | SynReceived if self.dirs.iter().all(|d| d.pkts > 0) && !t.has(TcpMeta::SYN) => Established,
+            s => s,
+        };
+    }
+
+    /// Idle timeout for the flow's current state.
+    fn timeout(&self, l: &FlowLimits) -> u64 {
+        match self.key.proto {
+            6 => match self.tcp {
+                TcpState::SynSent | TcpState::SynReceived => l.tcp_new,
+                TcpState::Closed | TcpState::Reset => l.tcp_closed,
+                _ => l.tcp_established,
+            },
+            17 => {
+                if self.dirs.iter().all(|d| d.pkts > 0) { l.udp_established } else { l.udp_new }
+            }
+            1 | 58 => l.icmp,
+            _ => l.other,
+        }
+    }
+
+    fn end_reason_when_idle(&self) -> EndReason {
+        match self.tcp {
+            TcpState::Closed => EndReason::Fin,
+            TcpState::Reset => EndReason::Rst,
+            _ => EndReason::Timeout,
+        }
+    }
+}
+
+/// Picks the client endpoint for a new flow from its first packet.
+///
+/// A SYN's sender is the client and a SYN-ACK's receiver is. Otherwise (midstream, UDP)
+/// the first packet's sender is the client, unless it sends from a system port (< 1024)
+/// to a non-system one, which is the classic reply shape.
+fn choose_client(src_index: usize, pkt: &Packet<'_>) -> usize {
+    let other = 1 - src_index.min(1);
+    if let Some(t) = pkt.tcp {
+        if t.has(TcpMeta::SYN) {
+            return if t.has(TcpMeta::ACK) { other } else { src_index };
+        }
+    }
+    if matches!(pkt.proto, 1 | 58) {
+        return src_index;
+    }
+    if pkt.sport < 1024 && pkt.dport >= 1024 { other } else { src_index }
+}
+
+/// Flow-table counters (`stats.flow.*`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FlowStats {
+    /// Flows created.
+    pub created: u64,
+    /// Flows currently tracked.
+    pub active: u64,
+    /// Highest number tracked at once.
+    pub max_active: u64,
+    /// Ended after FIN/FIN.
+    pub ended_fin: u64,
+    /// Ended after RST.
+    pub ended_rst: u64,
+    /// Ended by idle timeout.
+    pub ended_timeout: u64,
+    /// Evicted to stay under `max_flows`.
+    pub evicted: u64,
+    /// Ended because the 5-tuple was reused by a new SYN.
+    pub ended_reused: u64,
+    /// Ended at end of input or shutdown.
+    pub ended_at_exit: u64,
+    /// TCP payload bytes seen more than once.
+    pub tcp_retransmitted_bytes: u64,
+    /// TCP payload bytes missing from holes.
+    pub tcp_missing_bytes: u64,
+}
+
+/// Where a packet landed in the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    /// Slot of the flow; valid until the next call that may end flows.
+    pub slot: u32,
+    /// Packet direction within the flow.
+    pub dir: Direction,
+    /// The packet created the flow.
+    pub new: bool,
+}
+
+/// The flow table: a slab of flows plus a hash index, swept by a clock hand.
+pub struct FlowTable {
+    index: HashMap<FlowKey, u32>,
+    slots: Vec<Option<Flow>>,
+    free: Vec<u32>,
+    hand: usize,
+    limits: FlowLimits,
+    last_sweep: Ts,
+    /// Counters.
+    pub stats: FlowStats,
+}
+
+/// How many slots the eviction search samples from the clock hand.
+const EVICT_SAMPLE: usize = 16;
+
+impl FlowTable {
+    /// An empty table with the given limits.
+    pub fn new(limits: FlowLimits) -> FlowTable {
+        let cap = limits.max_flows.clamp(1, 1 << 16);
+        FlowTable {
+            index: HashMap::with_capacity(cap),
+            slots: Vec::with_capacity(cap),
+            free: Vec::new(),
+            hand: 0,
+            limits,
+            last_sweep: Ts(0),
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// Number of flows tracked.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The flow in `slot`.
+    pub fn get(&self, slot: u32) -> Option<&Flow> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// The flow in `slot`, mutably.
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Flow> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// Finds or creates the flow for `pkt`. Flows that must end first (a reused 5-tuple, an
+    /// eviction to make room) are pushed onto `ended`.
+    pub fn lookup(&mut self, pkt: &Packet<'_>, ts: Ts, pcap_cnt: u64, ended: &mut Vec<(Flow, EndReason)>) -> Hit {
+        let (key, src_index) = FlowKey::of(pkt);
+        if let Some(&slot) = self.index.get(&key) {
+            let reuse = match (self.get(slot), pkt.tcp) {
+                (Some(f), Some(t)) => {
+                    t.has(TcpMeta::SYN)
+                        && !t.has(TcpMeta::ACK)
+                        && matches!(f.tcp, TcpState::Closed | TcpState::Reset)
+                }
+                _ => false,
+            };
+            if !reuse {
+                if let Some(f) = self.get(slot) {
+                    return Hit { slot, dir: f.direction_of(src_index), new: false };
+                }
+            } else if let Some(old) = self.remove(slot) {
+                self.stats.ended_reused += 1;
+                ended.push((old, EndReason::Reused));
+            }
+        }
+        if self.index.len() >= self.limits.max_flows.max(1) {
+            if let Some(victim) = self.pick_victim() {
+                if let Some(old) = self.remove(victim) {
+                    self.stats.evicted += 1;
+                    ended.push((old, EndReason::Evicted));
+                }
+            }
+        }
+        let flow = Flow::new(key, src_index, pkt, ts, pcap_cnt);
+        let dir = flow.direction_of(src_index);
+        let slot = match self.free.pop() {
+            Some(s) => {
+                if let Some(cell) = self.slots.get_mut(s as usize) {
+                    *cell = Some(flow);
+                }
+                s
+            }
+            None => {
+                self.slots.push(Some(flow));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.index.insert(key, slot);
+        self.stats.created += 1;
+        self.stats.active = self.index.len() as u64;
+        self.stats.max_active = self.stats.max_active.max(self.stats.active);
+        Hit { slot, dir, new: true }
+    }
+
+    /// Chooses a flow to evict: among a sample at the clock hand, prefer finished TCP, then
+    /// the least recently seen.
+    fn pick_victim(&mut self) -> Option<u32> {
+        let n = self.slots.len();
+        if n == 0 {
+            return None;
+        }
+        let mut best: Option<(u32, (u8, Ts))> = None;
+        let mut looked = 0;
+        let mut i = self.hand % n;
+        let mut steps = 0;
+        while looked < EVICT_SAMPLE && steps < n {
+            if let Some(Some(f)) = self.slots.get(i) {
+                let finished = u8::from(!matches!(f.tcp, TcpState::Closed | TcpState::Reset));
+                let rank = (finished, f.last);
+                if best.is_none_or(|(_, r)| rank < r) {
+                    best = Some((i as u32, rank));
+                }
+                looked += 1;
+            }
+            i = (i + 1) % n;
+            steps += 1;
+        }
+        self.hand = i;
+        best.map(|(s, _)| s)
+    }
+
+    fn remove(&mut self, slot: u32) -> Option<Flow> {
+        let flow = self.slots.get_mut(slot as usize)?.take()?;
+        self.index.remove(&flow.key);
+        self.free.push(slot);
+        self.stats.active = self.index.len() as u64;
+        let (d0, d1) = (&flow.dirs[0], &flow.dirs[1]);
+        self.stats.tcp_retransmitted_bytes += d0.retransmitted + d1.retransmitted;
+        self.stats.tcp_missing_bytes += d0.missing + d1.missing;
+        Some(flow)
+    }
+
+    /// Ends flows idle past their timeout. Cheap to call per packet: it works at most once
+    /// per packet-time second and then scans a bounded share of the slab.
+    pub fn sweep(&mut self, now: Ts, ended: &mut Vec<(Flow, EndReason)>) {
+        if now.since(self.last_sweep) < Ts::NANOS_PER_SEC {
+            return;
+        }
+        let elapsed_secs = (now.since(self.last_sweep) / Ts::NANOS_PER_SEC).max(1);
+        self.last_sweep = now;
+        let n = self.slots.len();
+        if n == 0 {
+            return;
+        }
+        // Cover the whole slab at least every 8 packet-seconds.
+        let budget = (n / 8 + 1).saturating_mul(elapsed_secs as usize).min(n);
+        let mut i = self.hand % n;
+        for _ in 0..budget {
+            let expired = match self.slots.get(i) {
+                Some(Some(f)) => now.since(f.last) >= f.timeout(&self.limits).saturating_mul(Ts::NANOS_PER_SEC),
+                _ => false,
+            };
+            if expired {
+                if let Some(f) = self.remove(i as u32) {
+                    let reason = f.end_reason_when_idle();
+                    match reason {
+                        EndReason::Fin => self.stats.ended_fin += 1,
+                        EndReason::Rst => self.stats.ended_rst += 1,
+                        _ => self.stats.ended_timeout += 1,
+                    }
+                    ended.push((f, reason));
+                }
+            }
+            i = (i + 1) % n;
+        }
+        self.hand = i;
+    }
+
+    /// Ends every flow (end of input or shutdown), in slot order so output is deterministic.
+    pub fn drain(&mut self, reason: EndReason, ended: &mut Vec<(Flow, EndReason)>) {
+        for slot in 0..self.slots.len() {
+            if let Some(f) = self.remove(slot as u32) {
+                self.stats.ended_at_exit += 1;
+                ended.push((f, reason));
+            }
+        }
+        self.slots.clear();
+        self.free.clear();
+        self.hand = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Decoder, linktype};
+    use etherparse::PacketBuilder;
+
+    struct Conv {
+        dec: Decoder,
+        table: FlowTable,
+        ended: Vec<(Flow, EndReason)>,
+        cnt: u64,
+    }
+
+    impl Conv {
+        fn new(limits: FlowLimits) -> Conv {
+            Conv { dec: Decoder::new(8), table: FlowTable::new(limits), ended: Vec::new(), cnt: 0 }
+        }
+
+        /// Feeds one TCP segment; returns (slot, direction, new chunk bytes).
+        #[allow(clippy::too_many_arguments)]
+        fn tcp(&mut self, ts: u64, from_client: bool, sport: u16, dport: u16, seq: u32, flags: u8, payload: &[u8]) -> (u32, Direction, Vec<u8>) {
+            let (src, dst) = if from_client { ([10, 0, 0, 1], [203, 0, 113, 9]) } else { ([203, 0, 113, 9], [10, 0, 0, 1]) };
+            let mut b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sport, dport, seq, 1000);
+            if flags & TcpMeta::SYN != 0 { b = b.syn(); }
+            if flags & TcpMeta::ACK != 0 { b = b.ack(1); }
+            if flags & TcpMeta::FIN != 0 { b = b.fin(); }
+            if flags & TcpMeta::RST != 0 { b = b.rst(); }
+            let mut f = Vec::new();
+            b.write(&mut f, payload).unwrap();
+            self.cnt += 1;
+            let t = Ts::from_secs(ts);
+            let p = self.dec.decode(linktype::ETHERNET, &f, f.len() as u32, t).unwrap();
+            self.table.sweep(t, &mut self.ended);
+            let hit = self.table.lookup(&p, t, self.cnt, &mut self.ended);
+            let flow = self.table.get_mut(hit.slot).unwrap();
+            let chunk = flow.update(hit.dir, &p, t, self.cnt);
+            let bytes = chunk.map(|c| p.payload[c.start..c.end].to_vec()).unwrap_or_default();
+            (hit.slot, hit.dir, bytes)
+        }
+    }
+
+    const S: u8 = TcpMeta::SYN;
+    const A: u8 = TcpMeta::ACK;
+    const F: u8 = TcpMeta::FIN;
+
+    #[test]
+    fn handshake_data_retransmission_and_fin() {
+        let mut c = Conv::new(FlowLimits::default());
+        let (slot, d, _) = c.tcp(100, true, 40000, 21, 999, S, b"");
+        assert_eq!(d, Direction::ToServer);
+        c.tcp(100, false, 21, 40000, 4999, S | A, b"");
+        c.tcp(100, true, 40000, 21, 1000, A, b"");
+        let (_, d, got) = c.tcp(101, false, 21, 40000, 5000, A, b"220 hi\r\n");
+        assert_eq!((d, got.as_slice()), (Direction::ToClient, &b"220 hi\r\n"[..]));
+        let (_, _, got) = c.tcp(101, true, 40000, 21, 1000, A, b"USER a\r\n");
+        assert_eq!(got, b"USER a\r\n");
+        // Full retransmission: counted once, nothing handed up.
+        let (_, _, got) = c.tcp(102, true, 40000, 21, 1000, A, b"USER a\r\n");
+        assert!(got.is_empty());
+        // Overlapping retransmission with 4 new bytes.
+        let (_, _, got) = c.tcp(102, true, 40000, 21, 1005, A, b"a\r\nPASS");
+        assert_eq!(got, b"PASS");
+        let f = c.table.get(slot).unwrap();
+        assert_eq!(f.dirs[0].payload, 12);
+        assert_eq!(f.dirs[0].retransmitted, 8 + 3);
+        assert_eq!(f.dirs[1].payload, 8);
+        assert_eq!(f.tcp, TcpState::Established);
+        c.tcp(103, true, 40000, 21, 1012, F | A, b"");
+        c.tcp(103, false, 21, 40000, 5008, F | A, b"");
+        assert_eq!(c.table.get(slot).unwrap().tcp, TcpState::Closed);
+        // Closed timeout (10 s) ends it with reason fin.
+        c.table.sweep(Ts::from_secs(200), &mut c.ended);
+        assert_eq!(c.ended.len(), 1);
+        assert_eq!(c.ended[0].1, EndReason::Fin);
+        assert!(c.table.is_empty());
+    }
+
+    #[test]
+    fn hole_is_counted_as_missing() {
+        let mut c = Conv::new(FlowLimits::default());
+        let (slot, _, _) = c.tcp(1, true, 40000, 80, 100, A, b"abcd");
+        c.tcp(1, true, 40000, 80, 110, A, b"efgh");
+        let f = c.table.get(slot).unwrap();
+        assert_eq!((f.dirs[0].payload, f.dirs[0].missing), (8, 6));
+    }
+
+    #[test]
+    fn midstream_reply_from_system_port_makes_it_the_server() {
+        let mut c = Conv::new(FlowLimits::default());
+        let (slot, d, _) = c.tcp(1, false, 445, 51000, 100, A, b"\0\0\0\x04abcd");
+        assert_eq!(d, Direction::ToClient);
+        let f = c.table.get(slot).unwrap();
+        assert_eq!(f.server_endpoint().1, 445);
+    }
+
+    #[test]
+    fn max_flows_evicts_and_counts() {
+        let limits = FlowLimits { max_flows: 4, ..FlowLimits::default() };
+        let mut c = Conv::new(limits);
+        for p in 0..10u16 {
+            c.tcp(1 + u64::from(p), true, 40000 + p, 80, 1, S, b"");
+        }
+        assert_eq!(c.table.len(), 4);
+        assert_eq!(c.table.stats.evicted, 6);
+        assert_eq!(c.ended.len(), 6);
+        // The oldest went first.
+        assert_eq!(c.ended[0].0.client_endpoint().1, 40000);
+    }
+
+    #[test]
+    fn syn_after_close_starts_a_new_flow() {
+        let mut c = Conv::new(FlowLimits::default());
+        c.tcp(1, true, 40000, 80, 1, S, b"");
+        c.tcp(1, true, 40000, 80, 2, TcpMeta::RST, b"");
+        c.tcp(2, true, 40000, 80, 500, S, b"");
+        assert_eq!(c.ended.len(), 1);
+        assert_eq!(c.ended[0].1, EndReason::Reused);
+        assert_eq!(c.table.len(), 1);
+    }
+
+    #[test]
+    fn idle_flows_time_out_on_packet_time() {
+        let mut c = Conv::new(FlowLimits::default());
+        c.tcp(1, true, 40000, 80, 1, S, b"");
+        c.tcp(20, true, 40001, 80, 1, S, b"");
+        assert!(c.ended.is_empty());
+        c.table.sweep(Ts::from_secs(40), &mut c.ended);
+        c.table.sweep(Ts::from_secs(41), &mut c.ended);
+        assert_eq!(c.ended.len(), 1);
+        assert_eq!(c.ended[0].1, EndReason::Timeout);
+        let mut rest = Vec::new();
+        c.table.drain(EndReason::EndOfInput, &mut rest);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(c.table.stats.ended_at_exit, 1);
+    }
+}
