@@ -19,8 +19,13 @@
 #![forbid(unsafe_code)]
 
 pub mod app_proto;
+pub mod capture;
 pub mod community_id;
 pub mod decode;
 pub mod direction;
+pub mod engine;
 pub mod flow;
+pub mod output;
+pub mod pipeline;
 pub mod time;
+pub mod zones;

@@ -127,6 +127,49 @@ pub struct DirCounters {
     pub fin: bool,
     /// SYN sent in this direction.
     pub syn: bool,
+    /// The most recent holes in sequence space `[start, end)`, so a late (reordered)
+    /// segment that fills one counts as payload rather than as a retransmission.
+    holes: [Option<(u32, u32)>; 2],
+}
+
+impl DirCounters {
+    fn add_hole(&mut self, start: u32, end: u32) {
+        // Keep the newest two holes; an older one stays counted as missing for good.
+        self.holes = [Some((start, end)), self.holes[0]];
+    }
+
+    /// Bytes of `[start, end)` that fall into a recorded hole; those hole parts are closed.
+    fn fill_holes(&mut self, start: u32, end: u32) -> u32 {
+        // Compare in a window that ends at next_seq so wrap-around orders correctly.
+        let base = self.next_seq.wrapping_sub(1 << 31);
+        let r = |x: u32| x.wrapping_sub(base);
+        let (rs, re) = (r(start), r(end));
+        let mut filled = 0;
+        let mut pieces: [Option<(u32, u32)>; 4] = [None; 4];
+        let mut n = 0;
+        for hole in self.holes.iter().flatten() {
+            let (hs, he) = (r(hole.0), r(hole.1));
+            let (os, oe) = (rs.max(hs), re.min(he));
+            let mut keep = |a: u32, b: u32| {
+                if b > a {
+                    if let Some(slot) = pieces.get_mut(n) {
+                        *slot = Some((a.wrapping_add(base), b.wrapping_add(base)));
+                        n += 1;
+                    }
+                }
+            };
+            if oe > os {
+                filled += oe - os;
+                keep(hs, os);
+                keep(oe, he);
+            } else {
+                keep(hs, he);
+            }
+        }
+        let mut kept = pieces.iter().flatten().copied();
+        self.holes = [kept.next(), kept.next()];
+        filled
+    }
 }
 
 /// Which new bytes of a packet the application layer should see.
@@ -280,16 +323,22 @@ impl Flow {
             } else if rel > 0 {
                 // A hole: those bytes were never seen (loss before the sensor, or reordering).
                 d.missing += rel as u64;
+                d.add_hole(d.next_seq, t.seq);
                 d.payload += u64::from(len);
                 d.next_seq = t.seq.wrapping_add(len);
                 chunk = Some(Chunk { start: 0, end: captured, gap: true });
             } else {
                 let behind = rel.unsigned_abs();
+                // Bytes landing in a hole arrived late, not twice.
+                let late_end = if behind >= len { t.seq.wrapping_add(len) } else { d.next_seq };
+                let late = d.fill_holes(t.seq, late_end);
+                d.missing = d.missing.saturating_sub(u64::from(late));
+                d.payload += u64::from(late);
                 if behind >= len {
-                    d.retransmitted += u64::from(len);
+                    d.retransmitted += u64::from(len - late);
                 } else {
                     let fresh = len - behind;
-                    d.retransmitted += u64::from(behind);
+                    d.retransmitted += u64::from(behind - late);
                     d.payload += u64::from(fresh);
                     d.next_seq = d.next_seq.wrapping_add(fresh);
                     let start = (behind as usize).min(captured);
@@ -681,6 +730,18 @@ mod tests {
         c.tcp(1, true, 40000, 80, 110, A, b"efgh");
         let f = c.table.get(slot).unwrap();
         assert_eq!((f.dirs[0].payload, f.dirs[0].missing), (8, 6));
+    }
+
+    #[test]
+    fn reordered_segment_fills_its_hole() {
+        let mut c = Conv::new(FlowLimits::default());
+        let (slot, _, _) = c.tcp(1, true, 40000, 80, 100, A, b"abcd");
+        c.tcp(1, true, 40000, 80, 108, A, b"ijkl");
+        c.tcp(1, true, 40000, 80, 104, A, b"efgh");
+        // A true retransmission afterwards still counts as one.
+        c.tcp(1, true, 40000, 80, 104, A, b"efgh");
+        let f = c.table.get(slot).unwrap();
+        assert_eq!((f.dirs[0].payload, f.dirs[0].missing, f.dirs[0].retransmitted), (12, 0, 4));
     }
 
     #[test]
