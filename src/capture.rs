@@ -42,7 +42,10 @@ pub struct Batch {
 impl Batch {
     /// An empty batch sized for `frames` frames of typical size.
     pub fn with_capacity(frames: usize) -> Batch {
-        Batch { buf: Vec::with_capacity(frames.saturating_mul(1600)), frames: Vec::with_capacity(frames) }
+        Batch {
+            buf: Vec::with_capacity(frames.saturating_mul(1600)),
+            frames: Vec::with_capacity(frames),
+        }
     }
 
     /// Empties the batch, keeping its memory.
@@ -71,7 +74,14 @@ impl Batch {
         let start = u32::try_from(self.buf.len()).unwrap_or(u32::MAX);
         self.buf.extend_from_slice(data);
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        self.frames.push(FrameMeta { ts, linktype, wire_len, pcap_cnt, start, len });
+        self.frames.push(FrameMeta {
+            ts,
+            linktype,
+            wire_len,
+            pcap_cnt,
+            start,
+            len,
+        });
     }
 
     /// The frames in order.
@@ -82,6 +92,24 @@ impl Batch {
         })
     }
 }
+
+/// One frame as the reader delivers it, borrowed from the reader's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct RawFrame<'a> {
+    /// Capture timestamp.
+    pub ts: Ts,
+    /// LINKTYPE_* of its interface.
+    pub linktype: u32,
+    /// Original length on the wire.
+    pub wire_len: u32,
+    /// 1-based frame number across all inputs.
+    pub pcap_cnt: u64,
+    /// Captured bytes.
+    pub data: &'a [u8],
+}
+
+/// Receives every frame, with the reader's counters so far.
+pub type FrameSink<'s> = dyn FnMut(&ReadStats, RawFrame<'_>) + 's;
 
 /// One input named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +123,11 @@ pub enum Input {
 impl Input {
     /// Parses a `-r` argument.
     pub fn from_arg(arg: &str) -> Input {
-        if arg == "-" { Input::Stdin } else { Input::File(PathBuf::from(arg)) }
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::File(PathBuf::from(arg))
+        }
     }
 
     /// A name for messages.
@@ -143,7 +175,9 @@ pub enum CaptureError {
         minor: u16,
     },
     /// The file ends inside a record.
-    #[error("{input}: truncated: the file ends in the middle of a record after {frames} frames (byte {offset})")]
+    #[error(
+        "{input}: truncated: the file ends in the middle of a record after {frames} frames (byte {offset})"
+    )]
     Truncated {
         /// Input name.
         input: String,
@@ -153,7 +187,9 @@ pub enum CaptureError {
         offset: u64,
     },
     /// A record claims more bytes than allowed.
-    #[error("{input}: corrupt: a record at byte {offset} is larger than max_record_bytes ({max}) after {frames} frames")]
+    #[error(
+        "{input}: corrupt: a record at byte {offset} is larger than max_record_bytes ({max}) after {frames} frames"
+    )]
     RecordTooLarge {
         /// Input name.
         input: String,
@@ -223,15 +259,20 @@ pub fn read_input(
     stats: &mut ReadStats,
     stop: &dyn Fn() -> bool,
     progress: &mut dyn FnMut(u64),
-    sink: &mut dyn FnMut(&ReadStats, Ts, u32, u32, u64, &[u8]),
+    sink: &mut FrameSink<'_>,
 ) -> Result<u64, CaptureError> {
     stats.inputs += 1;
     let name = input.name();
     let reader: Box<dyn Read + Send> = match input {
-        Input::File(p) => Box::new(open(p).map_err(|source| CaptureError::Io { input: name.clone(), source })?),
+        Input::File(p) => Box::new(open(p).map_err(|source| CaptureError::Io {
+            input: name.clone(),
+            source,
+        })?),
         Input::Stdin => Box::new(io::stdin()),
     };
-    let result = read_stream(reader, &name, max_record, next_cnt, stats, stop, progress, sink);
+    let result = read_stream(
+        reader, &name, max_record, next_cnt, stats, stop, progress, sink,
+    );
     if result.is_err() {
         stats.input_errors += 1;
     }
@@ -279,17 +320,26 @@ fn read_stream(
     stats: &mut ReadStats,
     stop: &dyn Fn() -> bool,
     progress: &mut dyn FnMut(u64),
-    sink: &mut dyn FnMut(&ReadStats, Ts, u32, u32, u64, &[u8]),
+    sink: &mut FrameSink<'_>,
 ) -> Result<u64, CaptureError> {
-    let reader = FirstReadFull { inner: reader, first: true };
+    let reader = FirstReadFull {
+        inner: reader,
+        first: true,
+    };
     // Room for the largest allowed record plus block framing.
     let capacity = max_record.saturating_add(65_536).max(1 << 20);
     let mut rd = match pcap_parser::create_reader(capacity, reader) {
         Ok(r) => r,
         Err(PcapError::Eof) | Err(PcapError::Incomplete(_)) => {
-            return Err(CaptureError::NotACapture { input: name.to_string() });
+            return Err(CaptureError::NotACapture {
+                input: name.to_string(),
+            });
         }
-        Err(_) => return Err(CaptureError::NotACapture { input: name.to_string() }),
+        Err(_) => {
+            return Err(CaptureError::NotACapture {
+                input: name.to_string(),
+            });
+        }
     };
     let mut frames = 0u64;
     let mut legacy: Option<Iface> = None;
@@ -297,7 +347,7 @@ fn read_stream(
     let mut last_ts = Ts(0);
     let mut consumed: u64 = 0;
     loop {
-        if frames % 1024 == 0 {
+        if frames.is_multiple_of(1024) {
             if stop() {
                 break;
             }
@@ -316,33 +366,72 @@ fn read_stream(
                 continue;
             }
             Err(PcapError::UnexpectedEof) => {
-                return Err(CaptureError::Truncated { input: name.to_string(), frames, offset: consumed });
+                return Err(CaptureError::Truncated {
+                    input: name.to_string(),
+                    frames,
+                    offset: consumed,
+                });
             }
             Err(PcapError::BufferTooSmall) => {
-                return Err(CaptureError::RecordTooLarge { input: name.to_string(), frames, offset: consumed, max: max_record });
+                return Err(CaptureError::RecordTooLarge {
+                    input: name.to_string(),
+                    frames,
+                    offset: consumed,
+                    max: max_record,
+                });
             }
             Err(PcapError::ReadError) => {
-                return Err(CaptureError::Io { input: name.to_string(), source: io::Error::other("read error") });
+                return Err(CaptureError::Io {
+                    input: name.to_string(),
+                    source: io::Error::other("read error"),
+                });
             }
             Err(e) => {
-                return Err(CaptureError::Corrupt { input: name.to_string(), frames, offset: consumed, what: e.to_string() });
+                return Err(CaptureError::Corrupt {
+                    input: name.to_string(),
+                    frames,
+                    offset: consumed,
+                    what: e.to_string(),
+                });
             }
         };
         let mut frame: Option<(Ts, u32, u32, &[u8])> = None;
         match block {
             PcapBlockOwned::LegacyHeader(h) => {
                 if h.version_major != 2 {
-                    return Err(CaptureError::Version { input: name.to_string(), major: h.version_major, minor: h.version_minor });
+                    return Err(CaptureError::Version {
+                        input: name.to_string(),
+                        major: h.version_major,
+                        minor: h.version_minor,
+                    });
                 }
-                let units = if h.is_nanosecond_precision() { 1_000_000_000 } else { 1_000_000 };
-                legacy = Some(Iface { linktype: (h.network.0 & LINKTYPE_MASK) as u32, units_per_sec: units, offset_secs: 0 });
+                let units = if h.is_nanosecond_precision() {
+                    1_000_000_000
+                } else {
+                    1_000_000
+                };
+                legacy = Some(Iface {
+                    linktype: (h.network.0 & LINKTYPE_MASK) as u32,
+                    units_per_sec: units,
+                    offset_secs: 0,
+                });
             }
             PcapBlockOwned::Legacy(b) => {
                 if let Some(ifc) = legacy {
                     if b.caplen as usize > max_record {
-                        return Err(CaptureError::RecordTooLarge { input: name.to_string(), frames, offset: consumed, max: max_record });
+                        return Err(CaptureError::RecordTooLarge {
+                            input: name.to_string(),
+                            frames,
+                            offset: consumed,
+                            max: max_record,
+                        });
                     }
-                    let ts = make_ts(u64::from(b.ts_sec), u64::from(b.ts_usec), ifc.units_per_sec, 0);
+                    let ts = make_ts(
+                        u64::from(b.ts_sec),
+                        u64::from(b.ts_usec),
+                        ifc.units_per_sec,
+                        0,
+                    );
                     frame = Some((ts, ifc.linktype, b.origlen, b.data));
                 }
             }
@@ -354,18 +443,30 @@ fn read_stream(
                     offset_secs: idb.ts_offset(),
                 });
             }
-            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => match ifaces.get(epb.if_id as usize) {
-                Some(ifc) => {
-                    if epb.caplen as usize > max_record {
-                        return Err(CaptureError::RecordTooLarge { input: name.to_string(), frames, offset: consumed, max: max_record });
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                match ifaces.get(epb.if_id as usize) {
+                    Some(ifc) => {
+                        if epb.caplen as usize > max_record {
+                            return Err(CaptureError::RecordTooLarge {
+                                input: name.to_string(),
+                                frames,
+                                offset: consumed,
+                                max: max_record,
+                            });
+                        }
+                        let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                        let ts = make_ts(
+                            raw / ifc.units_per_sec,
+                            raw % ifc.units_per_sec,
+                            ifc.units_per_sec,
+                            ifc.offset_secs,
+                        );
+                        let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
+                        frame = Some((ts, ifc.linktype, epb.origlen, data));
                     }
-                    let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                    let ts = make_ts(raw / ifc.units_per_sec, raw % ifc.units_per_sec, ifc.units_per_sec, ifc.offset_secs);
-                    let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
-                    frame = Some((ts, ifc.linktype, epb.origlen, data));
+                    None => stats.bad_interface += 1,
                 }
-                None => stats.bad_interface += 1,
-            },
+            }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => match ifaces.first() {
                 // A simple packet has no timestamp: reuse the last one seen.
                 Some(ifc) => frame = Some((last_ts, ifc.linktype, spb.origlen, spb.data)),
@@ -385,7 +486,16 @@ fn read_stream(
                 origlen
             };
             *next_cnt += 1;
-            sink(stats, ts, linktype, wire, *next_cnt, data);
+            sink(
+                stats,
+                RawFrame {
+                    ts,
+                    linktype,
+                    wire_len: wire,
+                    pcap_cnt: *next_cnt,
+                    data,
+                },
+            );
         }
         consumed += offset as u64;
         rd.consume(offset);
@@ -426,7 +536,9 @@ mod tests {
         v
     }
 
-    fn read_bytes(bytes: Vec<u8>) -> (Result<u64, CaptureError>, Vec<(Ts, u32, u64, Vec<u8>)>) {
+    type Got = Vec<(Ts, u32, u64, Vec<u8>)>;
+
+    fn read_bytes(bytes: Vec<u8>) -> (Result<u64, CaptureError>, Got) {
         let mut got = Vec::new();
         let mut cnt = 0;
         let mut stats = ReadStats::default();
@@ -438,7 +550,7 @@ mod tests {
             &mut stats,
             &|| false,
             &mut |_| {},
-            &mut |_, ts, lt, _w, c, d| got.push((ts, lt, c, d.to_vec())),
+            &mut |_, f| got.push((f.ts, f.linktype, f.pcap_cnt, f.data.to_vec())),
         );
         (r, got)
     }
@@ -452,7 +564,10 @@ mod tests {
         assert_eq!(r.unwrap(), 2);
         assert_eq!(got[0].0, Ts::from_parts(10, 500_000_000));
         assert_eq!(got[1].0, Ts::from_parts(11, 1000));
-        assert_eq!((got[1].1, got[1].2, got[1].3.as_slice()), (1, 2, &b"ef"[..]));
+        assert_eq!(
+            (got[1].1, got[1].2, got[1].3.as_slice()),
+            (1, 2, &b"ef"[..])
+        );
     }
 
     #[test]
@@ -474,7 +589,10 @@ mod tests {
         f.extend(cut);
         let (r, got) = read_bytes(f);
         assert_eq!(got.len(), 1);
-        assert!(matches!(r, Err(CaptureError::Truncated { frames: 1, .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(CaptureError::Truncated { frames: 1, .. })),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -486,13 +604,19 @@ mod tests {
         f.extend(bad);
         let (r, got) = read_bytes(f);
         assert_eq!(got.len(), 1);
-        assert!(matches!(r, Err(CaptureError::RecordTooLarge { .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(CaptureError::RecordTooLarge { .. })),
+            "{r:?}"
+        );
     }
 
     #[test]
     fn bad_version_and_magic() {
         let (r, _) = read_bytes(pcap_header(0xa1b2_c3d4, 1, 1));
-        assert!(matches!(r, Err(CaptureError::Version { major: 1, .. })), "{r:?}");
+        assert!(
+            matches!(r, Err(CaptureError::Version { major: 1, .. })),
+            "{r:?}"
+        );
         let (r, _) = read_bytes(b"GET / HTTP/1.1\r\n\r\nmore bytes than a header needs".to_vec());
         assert!(matches!(r, Err(CaptureError::NotACapture { .. })), "{r:?}");
         let (r, _) = read_bytes(Vec::new());

@@ -14,7 +14,14 @@ const ICMP6: u8 = 58;
 /// Computes the Community ID v1 string for one packet's (or flow's) 5-tuple.
 ///
 /// For ICMP/ICMPv6 pass the type as `sport` and the code as `dport`.
-pub fn community_id(seed: u16, src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> String {
+pub fn community_id(
+    seed: u16,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+) -> String {
     let (mut sport, mut dport) = (sport, dport);
     let mut one_way = false;
     if proto == ICMP || proto == ICMP6 {
@@ -61,7 +68,18 @@ fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
 /// The type that answers (or is answered by) `t`, for the ICMP message pairs the spec lists.
 fn icmp_counterpart(proto: u8, t: u8) -> Option<u8> {
     let pairs: &[(u8, u8)] = if proto == ICMP {
-        &[(8, 0), (0, 8), (13, 14), (14, 13), (15, 16), (16, 15), (10, 9), (9, 10), (17, 18), (18, 17)]
+        &[
+            (8, 0),
+            (0, 8),
+            (13, 14),
+            (14, 13),
+            (15, 16),
+            (16, 15),
+            (10, 9),
+            (9, 10),
+            (17, 18),
+            (18, 17),
+        ]
     } else {
         &[
             (128, 129),

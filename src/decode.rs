@@ -280,7 +280,11 @@ impl Decoder {
                 // DLT_NULL stores the family in the writer's byte order: accept either.
                 let le = u32::from_le_bytes(*fam);
                 let be = u32::from_be_bytes(*fam);
-                let family = if linktype == linktype::LOOP { be } else { le.min(be) };
+                let family = if linktype == linktype::LOOP {
+                    be
+                } else {
+                    le.min(be)
+                };
                 match family {
                     2 => Net::V4(rest),
                     24 | 28 | 30 => Net::V6(rest),
@@ -328,7 +332,10 @@ impl Decoder {
                 self.stats.unsupported_linktype += 1;
                 if !self.warned_linktypes.contains(&other) && self.warned_linktypes.len() < 64 {
                     self.warned_linktypes.push(other);
-                    tracing::warn!(linktype = other, "Unsupported link type; its frames are counted and skipped.");
+                    tracing::warn!(
+                        linktype = other,
+                        "Unsupported link type; its frames are counted and skipped."
+                    );
                 }
                 return None;
             }
@@ -336,7 +343,13 @@ impl Decoder {
         Some(net)
     }
 
-    fn ipv4<'a>(&mut self, ip: &'a [u8], vlan: [u16; 2], wire_len: u32, ts: Ts) -> Option<Packet<'a>> {
+    fn ipv4<'a>(
+        &mut self,
+        ip: &'a [u8],
+        vlan: [u16; 2],
+        wire_len: u32,
+        ts: Ts,
+    ) -> Option<Packet<'a>> {
         let Ok(hdr) = Ipv4HeaderSlice::from_slice(ip) else {
             self.stats.invalid_ip += 1;
             return None;
@@ -368,7 +381,13 @@ impl Decoder {
         self.transport(src, dst, proto, body, claimed, vlan, wire_len, frag, id, ts)
     }
 
-    fn ipv6<'a>(&mut self, ip: &'a [u8], vlan: [u16; 2], wire_len: u32, ts: Ts) -> Option<Packet<'a>> {
+    fn ipv6<'a>(
+        &mut self,
+        ip: &'a [u8],
+        vlan: [u16; 2],
+        wire_len: u32,
+        ts: Ts,
+    ) -> Option<Packet<'a>> {
         let Ok((slice, ext_err)) = LaxIpv6Slice::from_slice(ip) else {
             self.stats.invalid_ip += 1;
             return None;
@@ -405,7 +424,18 @@ impl Decoder {
             }
         }
         let proto = payload.ip_number.0;
-        self.transport(src, dst, proto, payload.payload, claimed, vlan, wire_len, frag, id, ts)
+        self.transport(
+            src,
+            dst,
+            proto,
+            payload.payload,
+            claimed,
+            vlan,
+            wire_len,
+            frag,
+            id,
+            ts,
+        )
     }
 
     #[allow(clippy::too_many_arguments)] // one call site each for v4/v6; a struct would only rename them
@@ -436,7 +466,12 @@ impl Decoder {
             fragment,
         };
         if fragment == Fragment::Continuation {
-            let key = FragKey { src, dst, id: frag_id, proto };
+            let key = FragKey {
+                src,
+                dst,
+                id: frag_id,
+                proto,
+            };
             return match self.frags.get_mut(&key) {
                 Some(ports) => {
                     ports.seen = ts;
@@ -462,7 +497,8 @@ impl Decoder {
                 pkt.dport = t.dport;
                 pkt.tcp = Some(t.meta);
                 pkt.payload = body.get(t.hdr_len..).unwrap_or(&[]);
-                pkt.payload_len = u32::try_from(claimed.saturating_sub(t.hdr_len)).unwrap_or(u32::MAX);
+                pkt.payload_len =
+                    u32::try_from(claimed.saturating_sub(t.hdr_len)).unwrap_or(u32::MAX);
             }
             PROTO_UDP => {
                 let (Some(sport), Some(dport)) = (be16(body, 0), be16(body, 2)) else {
@@ -498,7 +534,17 @@ impl Decoder {
         }
         if fragment == Fragment::First {
             self.stats.frag_first += 1;
-            self.remember_fragment(FragKey { src, dst, id: frag_id, proto }, pkt.sport, pkt.dport, ts);
+            self.remember_fragment(
+                FragKey {
+                    src,
+                    dst,
+                    id: frag_id,
+                    proto,
+                },
+                pkt.sport,
+                pkt.dport,
+                ts,
+            );
         }
         Some(pkt)
     }
@@ -508,14 +554,22 @@ impl Decoder {
             // Reclaim expired trains at most once per packet-time second.
             if ts.since(self.last_frag_sweep) >= Ts::NANOS_PER_SEC {
                 self.last_frag_sweep = ts;
-                self.frags.retain(|_, v| ts.since(v.seen) < FRAG_TTL_SECS * Ts::NANOS_PER_SEC);
+                self.frags
+                    .retain(|_, v| ts.since(v.seen) < FRAG_TTL_SECS * Ts::NANOS_PER_SEC);
             }
             if self.frags.len() >= self.max_frags {
                 self.stats.frag_table_full += 1;
                 return;
             }
         }
-        self.frags.insert(key, FragPorts { sport, dport, seen: ts });
+        self.frags.insert(
+            key,
+            FragPorts {
+                sport,
+                dport,
+                seen: ts,
+            },
+        );
     }
 
     /// Number of fragment trains currently tracked.
@@ -543,7 +597,17 @@ fn tcp_header(b: &[u8]) -> Option<TcpHeader> {
     if off < 20 {
         return None;
     }
-    Some(TcpHeader { sport, dport, hdr_len: off, meta: TcpMeta { seq, ack, flags, window } })
+    Some(TcpHeader {
+        sport,
+        dport,
+        hdr_len: off,
+        meta: TcpMeta {
+            seq,
+            ack,
+            flags,
+            window,
+        },
+    })
 }
 
 /// Strips an Ethernet II header and any stacked VLAN tags, recording up to two VLAN ids.
@@ -551,7 +615,10 @@ fn ethernet<'a>(frame: &'a [u8], vlan: &mut [u16; 2]) -> Option<(u16, &'a [u8])>
     let mut ethertype = be16(frame, 12)?;
     let mut rest = frame.get(14..)?;
     let mut depth = 0;
-    while matches!(ethertype, ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD) {
+    while matches!(
+        ethertype,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+    ) {
         let tci = be16(rest, 0)?;
         ethertype = be16(rest, 2)?;
         rest = rest.get(4..)?;
@@ -633,7 +700,9 @@ mod tests {
     fn ethernet_ipv4_tcp() {
         let f = tcp_frame(b"USER anonymous\r\n");
         let mut d = Decoder::new(16);
-        let p = d.decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0)).unwrap();
+        let p = d
+            .decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0))
+            .unwrap();
         assert_eq!(p.src, "10.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!((p.sport, p.dport, p.proto), (40000, 21, 6));
         assert_eq!(p.payload, b"USER anonymous\r\n");
@@ -656,7 +725,9 @@ mod tests {
         let mut f = Vec::new();
         b.write(&mut f, b"abc").unwrap();
         let mut d = Decoder::new(16);
-        let p = d.decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0)).unwrap();
+        let p = d
+            .decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0))
+            .unwrap();
         assert_eq!(p.vlan, [201, 200]);
         assert_eq!(p.payload, b"abc");
         assert_eq!(d.stats.vlan, 1);
@@ -667,7 +738,9 @@ mod tests {
         let f = tcp_frame(&[0x41; 1000]);
         let cut = &f[..14 + 20 + 20 + 100];
         let mut d = Decoder::new(16);
-        let p = d.decode(linktype::ETHERNET, cut, f.len() as u32, Ts(0)).unwrap();
+        let p = d
+            .decode(linktype::ETHERNET, cut, f.len() as u32, Ts(0))
+            .unwrap();
         assert_eq!(p.payload.len(), 100);
         assert_eq!(p.payload_len, 1000);
         assert_eq!(d.stats.truncated_payload, 1);
@@ -727,21 +800,36 @@ mod tests {
         second.extend_from_slice(&[0xbb; 16]);
         let mut d = Decoder::new(4);
         let p1 = d.decode(linktype::RAW, &first, 44, Ts(0)).unwrap();
-        assert_eq!((p1.sport, p1.dport, p1.fragment), (123, 137, Fragment::First));
+        assert_eq!(
+            (p1.sport, p1.dport, p1.fragment),
+            (123, 137, Fragment::First)
+        );
         let p2 = d.decode(linktype::RAW, &second, 36, Ts(1)).unwrap();
-        assert_eq!((p2.sport, p2.dport, p2.fragment), (123, 137, Fragment::Continuation));
+        assert_eq!(
+            (p2.sport, p2.dport, p2.fragment),
+            (123, 137, Fragment::Continuation)
+        );
         assert_eq!(p2.payload.len(), 16);
         let mut orphan = second.clone();
         orphan[5] = 0x99;
         assert!(d.decode(linktype::RAW, &orphan, 36, Ts(2)).is_none());
-        assert_eq!((d.stats.frag_first, d.stats.frag_attributed, d.stats.frag_orphan), (1, 1, 1));
+        assert_eq!(
+            (
+                d.stats.frag_first,
+                d.stats.frag_attributed,
+                d.stats.frag_orphan
+            ),
+            (1, 1, 1)
+        );
     }
 
     #[test]
     fn fragment_table_is_capped() {
         let mut d = Decoder::new(2);
         for id in 0..10u8 {
-            let mut first = vec![0x45, 0, 0, 28, 0, id, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+            let mut first = vec![
+                0x45, 0, 0, 28, 0, id, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+            ];
             first.extend_from_slice(&[0, 1, 0, 2, 0, 8, 0, 0]);
             d.decode(linktype::RAW, &first, 28, Ts(0));
         }

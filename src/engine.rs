@@ -9,7 +9,9 @@ use crossbeam_channel::Sender;
 use crate::capture::{Batch, FrameMeta, ReadStats};
 use crate::decode::Decoder;
 use crate::flow::{EndReason, Flow, FlowLimits, FlowTable};
-use crate::output::eve::{self, AppProtoFields, FlowObj, FlowRecord, Header, StatsBody, StatsRecord, XferFlow};
+use crate::output::eve::{
+    self, AppProtoFields, FlowObj, FlowRecord, Header, StatsBody, StatsRecord, XferFlow,
+};
 use crate::output::{EventKind, OutMsg};
 use crate::time::Ts;
 use crate::zones::{Zone, Zones};
@@ -86,7 +88,11 @@ impl Engine {
         }
         self.flush_ended();
         if self.settings.stats_interval > 0
-            && now.since(self.last_stats) >= self.settings.stats_interval.saturating_mul(Ts::NANOS_PER_SEC)
+            && now.since(self.last_stats)
+                >= self
+                    .settings
+                    .stats_interval
+                    .saturating_mul(Ts::NANOS_PER_SEC)
         {
             self.last_stats = now;
             self.send_stats();
@@ -140,7 +146,14 @@ impl Engine {
             icmp_type: icmp.then_some(flow.icmp.0),
             icmp_code: icmp.then_some(flow.icmp.1),
             vlan: flow.key.vlan.iter().copied().filter(|v| *v != 0).collect(),
-            community_id: crate::community_id::community_id(0, cip, sip, flow.key.proto, cid_sport, cid_dport),
+            community_id: crate::community_id::community_id(
+                0,
+                cip,
+                sip,
+                flow.key.proto,
+                cid_sport,
+                cid_dport,
+            ),
         }
     }
 
@@ -158,7 +171,11 @@ impl Engine {
         FlowRecord {
             header: self.header(flow, "flow", flow.last, flow.last_pcap_cnt),
             app: AppProtoFields {
-                app_proto: if ts.payload + tc.payload > 0 { "unknown" } else { "failed" },
+                app_proto: if ts.payload + tc.payload > 0 {
+                    "unknown"
+                } else {
+                    "failed"
+                },
                 app_proto_ts: None,
                 app_proto_tc: None,
                 app_proto_orig: None,
@@ -199,7 +216,9 @@ impl Engine {
             timestamp: self.now.eve(),
             event_type: "stats",
             stats: StatsBody {
-                uptime: self.first_ts.map_or(0, |f| self.now.since(f) / Ts::NANOS_PER_SEC),
+                uptime: self
+                    .first_ts
+                    .map_or(0, |f| self.now.since(f) / Ts::NANOS_PER_SEC),
                 capture: self.capture.clone(),
                 decoder: self.decoder.stats.clone(),
                 flow: self.flows.stats.clone(),

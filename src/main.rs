@@ -53,7 +53,10 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::WARN);
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -78,7 +81,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         // A second signal while the first is being handled exits at once.
         signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
             .context("installing signal handlers")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
     }
     let bpf = (!cli.bpf.is_empty()).then(|| cli.bpf.join(" "));
     let opts = RunOptions {

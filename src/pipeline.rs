@@ -91,8 +91,12 @@ pub fn check_bpf(expr: &str) -> Result<(), SetupError> {
 }
 
 fn compile_bpf(expr: &str, linktype: u32) -> Result<pcap::BpfProgram, SetupError> {
-    let err = |reason: String| SetupError::Bpf { expr: expr.to_string(), reason };
-    let lt = i32::try_from(linktype).map_err(|_| err(format!("link type {linktype} out of range")))?;
+    let err = |reason: String| SetupError::Bpf {
+        expr: expr.to_string(),
+        reason,
+    };
+    let lt =
+        i32::try_from(linktype).map_err(|_| err(format!("link type {linktype} out of range")))?;
     let dead = pcap::Capture::dead(pcap::Linktype(lt)).map_err(|e| err(e.to_string()))?;
     dead.compile(expr, true).map_err(|e| err(e.to_string()))
 }
@@ -169,7 +173,8 @@ fn read_all(
                     b.set_position(done_before + consumed);
                 }
             },
-            &mut |snapshot, ts, lt, wire, cnt, data| {
+            &mut |snapshot, f| {
+                let (lt, data) = (f.linktype, f.data);
                 if let Some(expr) = &opts.bpf {
                     let prog = filters.entry(lt).or_insert_with(|| match compile_bpf(expr, lt) {
                         Ok(p) => Some(p),
@@ -190,12 +195,14 @@ fn read_all(
                         }
                     }
                 }
-                batch.push(ts, lt, wire, cnt, data);
+                batch.push(f.ts, lt, f.wire_len, f.pcap_cnt, data);
                 if batch.len() >= batch_packets {
                     let mut snap = snapshot.clone();
                     snap.filtered += filtered;
                     snap.filter_unsupported += filter_unsupported;
-                    let next = free_rx.try_recv().unwrap_or_else(|_| Batch::with_capacity(batch_packets));
+                    let next = free_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Batch::with_capacity(batch_packets));
                     let full = std::mem::replace(&mut batch, next);
                     let _ = work_tx.send(Work::Batch(full, snap));
                 }

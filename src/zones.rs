@@ -45,11 +45,20 @@ impl Zones {
             IpAddr::V6(v) => (v.segments()[0] & 0xfe00) == 0xfc00,
         };
         if internal {
-            ZoneMatch { zone: Zone::Internal, source: "home_nets" }
+            ZoneMatch {
+                zone: Zone::Internal,
+                source: "home_nets",
+            }
         } else if ip.is_loopback() || ip.is_multicast() {
-            ZoneMatch { zone: Zone::Special, source: "iana-special" }
+            ZoneMatch {
+                zone: Zone::Special,
+                source: "iana-special",
+            }
         } else {
-            ZoneMatch { zone: Zone::External, source: "default-external" }
+            ZoneMatch {
+                zone: Zone::External,
+                source: "default-external",
+            }
         }
     }
 }

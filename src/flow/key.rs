@@ -22,19 +22,37 @@ impl FlowKey {
     /// The key of `pkt` and the index (0 or 1) of the packet's source endpoint in it.
     pub fn of(pkt: &Packet<'_>) -> (FlowKey, usize) {
         // ICMP type/code are not ports: an echo request and its reply share one flow.
-        let (sport, dport) = if matches!(pkt.proto, 1 | 58) { (0, 0) } else { (pkt.sport, pkt.dport) };
+        let (sport, dport) = if matches!(pkt.proto, 1 | 58) {
+            (0, 0)
+        } else {
+            (pkt.sport, pkt.dport)
+        };
         let src_first = (pkt.src, sport) <= (pkt.dst, dport);
         let key = if src_first {
-            FlowKey { ip: [pkt.src, pkt.dst], port: [sport, dport], proto: pkt.proto, vlan: pkt.vlan }
+            FlowKey {
+                ip: [pkt.src, pkt.dst],
+                port: [sport, dport],
+                proto: pkt.proto,
+                vlan: pkt.vlan,
+            }
         } else {
-            FlowKey { ip: [pkt.dst, pkt.src], port: [dport, sport], proto: pkt.proto, vlan: pkt.vlan }
+            FlowKey {
+                ip: [pkt.dst, pkt.src],
+                port: [dport, sport],
+                proto: pkt.proto,
+                vlan: pkt.vlan,
+            }
         };
         (key, if src_first { 0 } else { 1 })
     }
 
     /// Endpoint `i` (0 or 1) as `(ip, port)`; out-of-range indices clamp to 1.
     pub fn endpoint(&self, i: usize) -> (IpAddr, u16) {
-        if i == 0 { (self.ip[0], self.port[0]) } else { (self.ip[1], self.port[1]) }
+        if i == 0 {
+            (self.ip[0], self.port[0])
+        } else {
+            (self.ip[1], self.port[1])
+        }
     }
 
     /// A 64-bit hash that is equal for both directions and stable across runs and
@@ -108,8 +126,8 @@ mod tests {
 
     fn any_ip() -> impl Strategy<Value = IpAddr> {
         prop_oneof![
-            any::<[u8; 4]>().prop_map(|b| IpAddr::from(b)),
-            any::<[u8; 16]>().prop_map(|b| IpAddr::from(b)),
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
         ]
     }
 

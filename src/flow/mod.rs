@@ -151,11 +151,11 @@ impl DirCounters {
             let (hs, he) = (r(hole.0), r(hole.1));
             let (os, oe) = (rs.max(hs), re.min(he));
             let mut keep = |a: u32, b: u32| {
-                if b > a {
-                    if let Some(slot) = pieces.get_mut(n) {
-                        *slot = Some((a.wrapping_add(base), b.wrapping_add(base)));
-                        n += 1;
-                    }
+                if b > a
+                    && let Some(slot) = pieces.get_mut(n)
+                {
+                    *slot = Some((a.wrapping_add(base), b.wrapping_add(base)));
+                    n += 1;
                 }
             };
             if oe > os {
@@ -225,7 +225,11 @@ impl Flow {
             last_pcap_cnt: pcap_cnt,
             dirs: [DirCounters::default(); 2],
             tcp: TcpState::None,
-            icmp: if matches!(pkt.proto, 1 | 58) { (pkt.sport as u8, pkt.dport as u8) } else { (0, 0) },
+            icmp: if matches!(pkt.proto, 1 | 58) {
+                (pkt.sport as u8, pkt.dport as u8)
+            } else {
+                (0, 0)
+            },
         }
     }
 
@@ -241,16 +245,28 @@ impl Flow {
 
     /// Direction of a packet whose source is endpoint `src_index`.
     pub fn direction_of(&self, src_index: usize) -> Direction {
-        if src_index == self.client { Direction::ToServer } else { Direction::ToClient }
+        if src_index == self.client {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
     }
 
     /// Counters for one direction.
     pub fn dir(&self, d: Direction) -> &DirCounters {
-        if d == Direction::ToServer { &self.dirs[0] } else { &self.dirs[1] }
+        if d == Direction::ToServer {
+            &self.dirs[0]
+        } else {
+            &self.dirs[1]
+        }
     }
 
     fn dir_mut(&mut self, d: Direction) -> &mut DirCounters {
-        if d == Direction::ToServer { &mut self.dirs[0] } else { &mut self.dirs[1] }
+        if d == Direction::ToServer {
+            &mut self.dirs[0]
+        } else {
+            &mut self.dirs[1]
+        }
     }
 
     /// Both directions carried payload.
@@ -265,13 +281,23 @@ impl Flow {
             TcpState::Established | TcpState::Closing => "established",
             TcpState::SynSent | TcpState::SynReceived => "new",
             TcpState::None => {
-                if self.dirs.iter().all(|d| d.pkts > 0) { "established" } else { "new" }
+                if self.dirs.iter().all(|d| d.pkts > 0) {
+                    "established"
+                } else {
+                    "new"
+                }
             }
         }
     }
 
     /// Accounts one packet and returns the new in-order payload for the app layer (if any).
-    pub fn update(&mut self, dir: Direction, pkt: &Packet<'_>, ts: Ts, pcap_cnt: u64) -> Option<Chunk> {
+    pub fn update(
+        &mut self,
+        dir: Direction,
+        pkt: &Packet<'_>,
+        ts: Ts,
+        pcap_cnt: u64,
+    ) -> Option<Chunk> {
         if ts > self.last {
             self.last = ts;
         }
@@ -291,7 +317,11 @@ impl Flow {
                 if pkt.fragment == Fragment::Continuation || pkt.payload.is_empty() {
                     None
                 } else {
-                    Some(Chunk { start: 0, end: pkt.payload.len(), gap: pkt.payload.len() < pkt.payload_len as usize })
+                    Some(Chunk {
+                        start: 0,
+                        end: pkt.payload.len(),
+                        gap: pkt.payload.len() < pkt.payload_len as usize,
+                    })
                 }
             }
         }
@@ -319,18 +349,30 @@ impl Flow {
             if rel == 0 {
                 d.payload += u64::from(len);
                 d.next_seq = d.next_seq.wrapping_add(len);
-                chunk = Some(Chunk { start: 0, end: captured, gap: captured < len as usize });
+                chunk = Some(Chunk {
+                    start: 0,
+                    end: captured,
+                    gap: captured < len as usize,
+                });
             } else if rel > 0 {
                 // A hole: those bytes were never seen (loss before the sensor, or reordering).
                 d.missing += rel as u64;
                 d.add_hole(d.next_seq, t.seq);
                 d.payload += u64::from(len);
                 d.next_seq = t.seq.wrapping_add(len);
-                chunk = Some(Chunk { start: 0, end: captured, gap: true });
+                chunk = Some(Chunk {
+                    start: 0,
+                    end: captured,
+                    gap: true,
+                });
             } else {
                 let behind = rel.unsigned_abs();
                 // Bytes landing in a hole arrived late, not twice.
-                let late_end = if behind >= len { t.seq.wrapping_add(len) } else { d.next_seq };
+                let late_end = if behind >= len {
+                    t.seq.wrapping_add(len)
+                } else {
+                    d.next_seq
+                };
                 let late = d.fill_holes(t.seq, late_end);
                 d.missing = d.missing.saturating_sub(u64::from(late));
                 d.payload += u64::from(late);
@@ -342,7 +384,11 @@ impl Flow {
                     d.payload += u64::from(fresh);
                     d.next_seq = d.next_seq.wrapping_add(fresh);
                     let start = (behind as usize).min(captured);
-                    chunk = Some(Chunk { start, end: captured, gap: captured < len as usize });
+                    chunk = Some(Chunk {
+                        start,
+                        end: captured,
+                        gap: captured < len as usize,
+                    });
                 }
             }
         }
@@ -370,8 +416,14 @@ impl Flow {
             None if t.has(TcpMeta::SYN) => SynSent,
             // Picked up midstream: treat as established once anything but a SYN shows.
             None => Established,
-            SynSent if t.has(TcpMeta::SYN | TcpMeta::ACK) && dir == Direction::ToClient => SynReceived,
-            SynSent | SynReceived if self.dirs.iter().all(|d| d.pkts > 0) && !t.has(TcpMeta::SYN) => Established,
+            SynSent if t.has(TcpMeta::SYN | TcpMeta::ACK) && dir == Direction::ToClient => {
+                SynReceived
+            }
+            SynSent | SynReceived
+                if self.dirs.iter().all(|d| d.pkts > 0) && !t.has(TcpMeta::SYN) =>
+            {
+                Established
+            }
             s => s,
         };
     }
@@ -385,7 +437,11 @@ impl Flow {
                 _ => l.tcp_established,
             },
             17 => {
-                if self.dirs.iter().all(|d| d.pkts > 0) { l.udp_established } else { l.udp_new }
+                if self.dirs.iter().all(|d| d.pkts > 0) {
+                    l.udp_established
+                } else {
+                    l.udp_new
+                }
             }
             1 | 58 => l.icmp,
             _ => l.other,
@@ -408,15 +464,23 @@ impl Flow {
 /// to a non-system one, which is the classic reply shape.
 fn choose_client(src_index: usize, pkt: &Packet<'_>) -> usize {
     let other = 1 - src_index.min(1);
-    if let Some(t) = pkt.tcp {
-        if t.has(TcpMeta::SYN) {
-            return if t.has(TcpMeta::ACK) { other } else { src_index };
-        }
+    if let Some(t) = pkt.tcp
+        && t.has(TcpMeta::SYN)
+    {
+        return if t.has(TcpMeta::ACK) {
+            other
+        } else {
+            src_index
+        };
     }
     if matches!(pkt.proto, 1 | 58) {
         return src_index;
     }
-    if pkt.sport < 1024 && pkt.dport >= 1024 { other } else { src_index }
+    if pkt.sport < 1024 && pkt.dport >= 1024 {
+        other
+    } else {
+        src_index
+    }
 }
 
 /// Flow-table counters (`stats.flow.*`).
@@ -509,7 +573,13 @@ impl FlowTable {
 
     /// Finds or creates the flow for `pkt`. Flows that must end first (a reused 5-tuple, an
     /// eviction to make room) are pushed onto `ended`.
-    pub fn lookup(&mut self, pkt: &Packet<'_>, ts: Ts, pcap_cnt: u64, ended: &mut Vec<(Flow, EndReason)>) -> Hit {
+    pub fn lookup(
+        &mut self,
+        pkt: &Packet<'_>,
+        ts: Ts,
+        pcap_cnt: u64,
+        ended: &mut Vec<(Flow, EndReason)>,
+    ) -> Hit {
         let (key, src_index) = FlowKey::of(pkt);
         if let Some(&slot) = self.index.get(&key) {
             let reuse = match (self.get(slot), pkt.tcp) {
@@ -522,20 +592,23 @@ impl FlowTable {
             };
             if !reuse {
                 if let Some(f) = self.get(slot) {
-                    return Hit { slot, dir: f.direction_of(src_index), new: false };
+                    return Hit {
+                        slot,
+                        dir: f.direction_of(src_index),
+                        new: false,
+                    };
                 }
             } else if let Some(old) = self.remove(slot) {
                 self.stats.ended_reused += 1;
                 ended.push((old, EndReason::Reused));
             }
         }
-        if self.index.len() >= self.limits.max_flows.max(1) {
-            if let Some(victim) = self.pick_victim() {
-                if let Some(old) = self.remove(victim) {
-                    self.stats.evicted += 1;
-                    ended.push((old, EndReason::Evicted));
-                }
-            }
+        if self.index.len() >= self.limits.max_flows.max(1)
+            && let Some(victim) = self.pick_victim()
+            && let Some(old) = self.remove(victim)
+        {
+            self.stats.evicted += 1;
+            ended.push((old, EndReason::Evicted));
         }
         let flow = Flow::new(key, src_index, pkt, ts, pcap_cnt);
         let dir = flow.direction_of(src_index);
@@ -555,7 +628,11 @@ impl FlowTable {
         self.stats.created += 1;
         self.stats.active = self.index.len() as u64;
         self.stats.max_active = self.stats.max_active.max(self.stats.active);
-        Hit { slot, dir, new: true }
+        Hit {
+            slot,
+            dir,
+            new: true,
+        }
     }
 
     /// Chooses a flow to evict: among a sample at the clock hand, prefer finished TCP, then
@@ -613,19 +690,19 @@ impl FlowTable {
         let mut i = self.hand % n;
         for _ in 0..budget {
             let expired = match self.slots.get(i) {
-                Some(Some(f)) => now.since(f.last) >= f.timeout(&self.limits).saturating_mul(Ts::NANOS_PER_SEC),
+                Some(Some(f)) => {
+                    now.since(f.last) >= f.timeout(&self.limits).saturating_mul(Ts::NANOS_PER_SEC)
+                }
                 _ => false,
             };
-            if expired {
-                if let Some(f) = self.remove(i as u32) {
-                    let reason = f.end_reason_when_idle();
-                    match reason {
-                        EndReason::Fin => self.stats.ended_fin += 1,
-                        EndReason::Rst => self.stats.ended_rst += 1,
-                        _ => self.stats.ended_timeout += 1,
-                    }
-                    ended.push((f, reason));
+            if expired && let Some(f) = self.remove(i as u32) {
+                let reason = f.end_reason_when_idle();
+                match reason {
+                    EndReason::Fin => self.stats.ended_fin += 1,
+                    EndReason::Rst => self.stats.ended_rst += 1,
+                    _ => self.stats.ended_timeout += 1,
                 }
+                ended.push((f, reason));
             }
             i = (i + 1) % n;
         }
@@ -661,28 +738,61 @@ mod tests {
 
     impl Conv {
         fn new(limits: FlowLimits) -> Conv {
-            Conv { dec: Decoder::new(8), table: FlowTable::new(limits), ended: Vec::new(), cnt: 0 }
+            Conv {
+                dec: Decoder::new(8),
+                table: FlowTable::new(limits),
+                ended: Vec::new(),
+                cnt: 0,
+            }
         }
 
         /// Feeds one TCP segment; returns (slot, direction, new chunk bytes).
         #[allow(clippy::too_many_arguments)]
-        fn tcp(&mut self, ts: u64, from_client: bool, sport: u16, dport: u16, seq: u32, flags: u8, payload: &[u8]) -> (u32, Direction, Vec<u8>) {
-            let (src, dst) = if from_client { ([10, 0, 0, 1], [203, 0, 113, 9]) } else { ([203, 0, 113, 9], [10, 0, 0, 1]) };
-            let mut b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64).tcp(sport, dport, seq, 1000);
-            if flags & TcpMeta::SYN != 0 { b = b.syn(); }
-            if flags & TcpMeta::ACK != 0 { b = b.ack(1); }
-            if flags & TcpMeta::FIN != 0 { b = b.fin(); }
-            if flags & TcpMeta::RST != 0 { b = b.rst(); }
+        fn tcp(
+            &mut self,
+            ts: u64,
+            from_client: bool,
+            sport: u16,
+            dport: u16,
+            seq: u32,
+            flags: u8,
+            payload: &[u8],
+        ) -> (u32, Direction, Vec<u8>) {
+            let (src, dst) = if from_client {
+                ([10, 0, 0, 1], [203, 0, 113, 9])
+            } else {
+                ([203, 0, 113, 9], [10, 0, 0, 1])
+            };
+            let mut b = PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4(src, dst, 64)
+                .tcp(sport, dport, seq, 1000);
+            if flags & TcpMeta::SYN != 0 {
+                b = b.syn();
+            }
+            if flags & TcpMeta::ACK != 0 {
+                b = b.ack(1);
+            }
+            if flags & TcpMeta::FIN != 0 {
+                b = b.fin();
+            }
+            if flags & TcpMeta::RST != 0 {
+                b = b.rst();
+            }
             let mut f = Vec::new();
             b.write(&mut f, payload).unwrap();
             self.cnt += 1;
             let t = Ts::from_secs(ts);
-            let p = self.dec.decode(linktype::ETHERNET, &f, f.len() as u32, t).unwrap();
+            let p = self
+                .dec
+                .decode(linktype::ETHERNET, &f, f.len() as u32, t)
+                .unwrap();
             self.table.sweep(t, &mut self.ended);
             let hit = self.table.lookup(&p, t, self.cnt, &mut self.ended);
             let flow = self.table.get_mut(hit.slot).unwrap();
             let chunk = flow.update(hit.dir, &p, t, self.cnt);
-            let bytes = chunk.map(|c| p.payload[c.start..c.end].to_vec()).unwrap_or_default();
+            let bytes = chunk
+                .map(|c| p.payload[c.start..c.end].to_vec())
+                .unwrap_or_default();
             (hit.slot, hit.dir, bytes)
         }
     }
@@ -699,7 +809,10 @@ mod tests {
         c.tcp(100, false, 21, 40000, 4999, S | A, b"");
         c.tcp(100, true, 40000, 21, 1000, A, b"");
         let (_, d, got) = c.tcp(101, false, 21, 40000, 5000, A, b"220 hi\r\n");
-        assert_eq!((d, got.as_slice()), (Direction::ToClient, &b"220 hi\r\n"[..]));
+        assert_eq!(
+            (d, got.as_slice()),
+            (Direction::ToClient, &b"220 hi\r\n"[..])
+        );
         let (_, _, got) = c.tcp(101, true, 40000, 21, 1000, A, b"USER a\r\n");
         assert_eq!(got, b"USER a\r\n");
         // Full retransmission: counted once, nothing handed up.
@@ -741,7 +854,14 @@ mod tests {
         // A true retransmission afterwards still counts as one.
         c.tcp(1, true, 40000, 80, 104, A, b"efgh");
         let f = c.table.get(slot).unwrap();
-        assert_eq!((f.dirs[0].payload, f.dirs[0].missing, f.dirs[0].retransmitted), (12, 0, 4));
+        assert_eq!(
+            (
+                f.dirs[0].payload,
+                f.dirs[0].missing,
+                f.dirs[0].retransmitted
+            ),
+            (12, 0, 4)
+        );
     }
 
     #[test]
@@ -755,7 +875,10 @@ mod tests {
 
     #[test]
     fn max_flows_evicts_and_counts() {
-        let limits = FlowLimits { max_flows: 4, ..FlowLimits::default() };
+        let limits = FlowLimits {
+            max_flows: 4,
+            ..FlowLimits::default()
+        };
         let mut c = Conv::new(limits);
         for p in 0..10u16 {
             c.tcp(1 + u64::from(p), true, 40000 + p, 80, 1, S, b"");

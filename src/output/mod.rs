@@ -86,7 +86,11 @@ pub enum Target {
 impl Target {
     /// `-` means stdout.
     pub fn from_arg(s: &str) -> Target {
-        if s == "-" { Target::Stdout } else { Target::File(PathBuf::from(s)) }
+        if s == "-" {
+            Target::Stdout
+        } else {
+            Target::File(PathBuf::from(s))
+        }
     }
 }
 
@@ -111,7 +115,13 @@ impl Writer {
     /// Opens the target.
     pub fn open(target: Target) -> io::Result<Writer> {
         let sink = open_sink(&target)?;
-        Ok(Writer { target, sink, line: Vec::with_capacity(4096), stats: OutputStats::default(), error: None })
+        Ok(Writer {
+            target,
+            sink,
+            line: Vec::with_capacity(4096),
+            stats: OutputStats::default(),
+            error: None,
+        })
     }
 
     /// Writes one record line (a newline is added).

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the system packages xferwatch needs to build and test on Debian/Ubuntu:
+# libpcap (headers + library) for capture and BPF, tcpdump for recording test captures.
+# Does nothing when they are already present. Needs root or sudo for apt-get.
+set -euo pipefail
+
+need=()
+if ! { [ -e /usr/include/pcap.h ] || [ -e /usr/include/pcap/pcap.h ]; }; then need+=(libpcap-dev); fi
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "install-deps: need root (or sudo) to install: ${need[*]}" >&2
+    exit 1
+  fi
+fi
+echo "install-deps: installing ${need[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
