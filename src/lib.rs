@@ -19,5 +19,6 @@
 #![forbid(unsafe_code)]
 
 pub mod app_proto;
+pub mod config;
 pub mod direction;
 pub mod time;
