@@ -22,3 +22,4 @@ pub mod app_proto;
 pub mod config;
 pub mod direction;
 pub mod time;
+pub mod zones;
