@@ -31,6 +31,29 @@ pub struct EngineSettings {
     pub zones: Zones,
 }
 
+impl EngineSettings {
+    /// Runtime settings from a validated config.
+    pub fn from_config(cfg: &crate::config::Config, replay: bool) -> EngineSettings {
+        let f = &cfg.flows;
+        EngineSettings {
+            flow_limits: FlowLimits {
+                max_flows: f.max_flows.as_usize(),
+                tcp_new: u64::from(f.tcp_new.get()),
+                tcp_established: u64::from(f.tcp_established.get()),
+                tcp_closed: u64::from(f.tcp_closed.get()),
+                udp_new: u64::from(f.udp_new.get()),
+                udp_established: u64::from(f.udp_established.get()),
+                icmp: u64::from(f.icmp.get()),
+                other: u64::from(f.other.get()),
+            },
+            max_fragments: f.max_fragments.as_usize(),
+            stats_interval: u64::from(cfg.output.stats_interval),
+            replay,
+            zones: Zones::from_config(&cfg.networks),
+        }
+    }
+}
+
 /// One worker's state.
 pub struct Engine {
     settings: EngineSettings,

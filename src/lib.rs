@@ -21,6 +21,7 @@
 pub mod app_proto;
 pub mod capture;
 pub mod community_id;
+pub mod config;
 pub mod decode;
 pub mod direction;
 pub mod engine;

@@ -7,7 +7,6 @@
 //! reason `shutdown` and the final stats record is still written.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -156,7 +155,7 @@ fn read_all(
     let mut filtered = 0u64;
     let mut filter_unsupported = 0u64;
     let total: u64 = opts.inputs.iter().filter_map(Input::size).sum();
-    let bar = progress_bar(opts.progress && std::io::stderr().is_terminal(), total);
+    let bar = progress_bar(opts.progress, total);
     let mut done_before = 0u64;
     for input in &opts.inputs {
         if stop.load(Ordering::Relaxed) {
