@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode+flow", |b| {
         b.iter(|| {
             let mut dec = Decoder::new(1024);
-            let mut table = FlowTable::new(FlowLimits::default());
+            let mut table = FlowTable::<()>::new(FlowLimits::default());
             let mut ended = Vec::new();
             for (i, f) in frames.iter().enumerate() {
                 let ts = Ts(i as u64 * 1000);

@@ -54,12 +54,16 @@ impl EngineSettings {
     }
 }
 
+/// Application-layer state the engine keeps on every flow.
+#[derive(Debug, Default)]
+pub struct FlowApp {}
+
 /// One worker's state.
 pub struct Engine {
     settings: EngineSettings,
     decoder: Decoder,
-    flows: FlowTable,
-    ended: Vec<(Flow, EndReason)>,
+    flows: FlowTable<FlowApp>,
+    ended: Vec<(Flow<FlowApp>, EndReason)>,
     out: Sender<OutMsg>,
     capture: ReadStats,
     first_ts: Option<Ts>,
@@ -133,7 +137,7 @@ impl Engine {
         self.ended = ended;
     }
 
-    fn finish_flow(&mut self, flow: &Flow, reason: EndReason) {
+    fn finish_flow(&mut self, flow: &Flow<FlowApp>, reason: EndReason) {
         let rec = self.flow_record(flow, reason);
         if let Ok(line) = serde_json::to_vec(&rec) {
             self.send(OutMsg::Line(EventKind::Flow, line));
@@ -147,7 +151,13 @@ impl Engine {
     }
 
     /// The header for records about `flow`, stamped at `ts`.
-    fn header(&self, flow: &Flow, event_type: &'static str, ts: Ts, pcap_cnt: u64) -> Header {
+    fn header(
+        &self,
+        flow: &Flow<FlowApp>,
+        event_type: &'static str,
+        ts: Ts,
+        pcap_cnt: u64,
+    ) -> Header {
         let (cip, cport) = flow.client_endpoint();
         let (sip, sport) = flow.server_endpoint();
         let icmp = matches!(flow.key.proto, 1 | 58);
@@ -180,7 +190,7 @@ impl Engine {
         }
     }
 
-    fn flow_record(&self, flow: &Flow, reason: EndReason) -> FlowRecord {
+    fn flow_record(&self, flow: &Flow<FlowApp>, reason: EndReason) -> FlowRecord {
         let (cip, _) = flow.client_endpoint();
         let (sip, _) = flow.server_endpoint();
         let cz = self.settings.zones.classify(cip);

@@ -183,9 +183,10 @@ pub struct Chunk {
     pub gap: bool,
 }
 
-/// One tracked flow.
+/// One tracked flow. `A` is the application-layer state the engine attaches (identification,
+/// parsers, session links); this module never looks inside it.
 #[derive(Debug, Clone)]
-pub struct Flow {
+pub struct Flow<A> {
     /// Canonical key.
     pub key: FlowKey,
     /// Index in `key` of the client endpoint.
@@ -206,10 +207,12 @@ pub struct Flow {
     pub tcp: TcpState,
     /// For ICMP: type and code of the first packet (Community ID needs them).
     pub icmp: (u8, u8),
+    /// Application-layer state owned by the engine.
+    pub app: A,
 }
 
-impl Flow {
-    fn new(key: FlowKey, src_index: usize, pkt: &Packet<'_>, ts: Ts, pcap_cnt: u64) -> Flow {
+impl<A: Default> Flow<A> {
+    fn new(key: FlowKey, src_index: usize, pkt: &Packet<'_>, ts: Ts, pcap_cnt: u64) -> Flow<A> {
         let client = choose_client(src_index, pkt);
         let mut h = key::Fnv(key.stable_hash());
         h.write(&ts.0.to_be_bytes());
@@ -230,9 +233,12 @@ impl Flow {
             } else {
                 (0, 0)
             },
+            app: A::default(),
         }
     }
+}
 
+impl<A> Flow<A> {
     /// `(ip, port)` of the client.
     pub fn client_endpoint(&self) -> (std::net::IpAddr, u16) {
         self.key.endpoint(self.client)
@@ -522,9 +528,9 @@ pub struct Hit {
 }
 
 /// The flow table: a slab of flows plus a hash index, swept by a clock hand.
-pub struct FlowTable {
+pub struct FlowTable<A> {
     index: HashMap<FlowKey, u32>,
-    slots: Vec<Option<Flow>>,
+    slots: Vec<Option<Flow<A>>>,
     free: Vec<u32>,
     hand: usize,
     limits: FlowLimits,
@@ -536,9 +542,9 @@ pub struct FlowTable {
 /// How many slots the eviction search samples from the clock hand.
 const EVICT_SAMPLE: usize = 16;
 
-impl FlowTable {
+impl<A: Default> FlowTable<A> {
     /// An empty table with the given limits.
-    pub fn new(limits: FlowLimits) -> FlowTable {
+    pub fn new(limits: FlowLimits) -> FlowTable<A> {
         let cap = limits.max_flows.clamp(1, 1 << 16);
         FlowTable {
             index: HashMap::with_capacity(cap),
@@ -562,12 +568,12 @@ impl FlowTable {
     }
 
     /// The flow in `slot`.
-    pub fn get(&self, slot: u32) -> Option<&Flow> {
+    pub fn get(&self, slot: u32) -> Option<&Flow<A>> {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
     /// The flow in `slot`, mutably.
-    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Flow> {
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Flow<A>> {
         self.slots.get_mut(slot as usize).and_then(Option::as_mut)
     }
 
@@ -578,7 +584,7 @@ impl FlowTable {
         pkt: &Packet<'_>,
         ts: Ts,
         pcap_cnt: u64,
-        ended: &mut Vec<(Flow, EndReason)>,
+        ended: &mut Vec<(Flow<A>, EndReason)>,
     ) -> Hit {
         let (key, src_index) = FlowKey::of(pkt);
         if let Some(&slot) = self.index.get(&key) {
@@ -610,7 +616,7 @@ impl FlowTable {
             self.stats.evicted += 1;
             ended.push((old, EndReason::Evicted));
         }
-        let flow = Flow::new(key, src_index, pkt, ts, pcap_cnt);
+        let flow = Flow::<A>::new(key, src_index, pkt, ts, pcap_cnt);
         let dir = flow.direction_of(src_index);
         let slot = match self.free.pop() {
             Some(s) => {
@@ -662,7 +668,7 @@ impl FlowTable {
         best.map(|(s, _)| s)
     }
 
-    fn remove(&mut self, slot: u32) -> Option<Flow> {
+    fn remove(&mut self, slot: u32) -> Option<Flow<A>> {
         let flow = self.slots.get_mut(slot as usize)?.take()?;
         self.index.remove(&flow.key);
         self.free.push(slot);
@@ -675,7 +681,7 @@ impl FlowTable {
 
     /// Ends flows idle past their timeout. Cheap to call per packet: it works at most once
     /// per packet-time second and then scans a bounded share of the slab.
-    pub fn sweep(&mut self, now: Ts, ended: &mut Vec<(Flow, EndReason)>) {
+    pub fn sweep(&mut self, now: Ts, ended: &mut Vec<(Flow<A>, EndReason)>) {
         if now.since(self.last_sweep) < Ts::NANOS_PER_SEC {
             return;
         }
@@ -710,7 +716,7 @@ impl FlowTable {
     }
 
     /// Ends every flow (end of input or shutdown), in slot order so output is deterministic.
-    pub fn drain(&mut self, reason: EndReason, ended: &mut Vec<(Flow, EndReason)>) {
+    pub fn drain(&mut self, reason: EndReason, ended: &mut Vec<(Flow<A>, EndReason)>) {
         for slot in 0..self.slots.len() {
             if let Some(f) = self.remove(slot as u32) {
                 self.stats.ended_at_exit += 1;
@@ -731,8 +737,8 @@ mod tests {
 
     struct Conv {
         dec: Decoder,
-        table: FlowTable,
-        ended: Vec<(Flow, EndReason)>,
+        table: FlowTable<()>,
+        ended: Vec<(Flow<()>, EndReason)>,
         cnt: u64,
     }
 
