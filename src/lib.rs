@@ -20,4 +20,5 @@
 
 pub mod app_proto;
 pub mod direction;
+pub mod identify;
 pub mod time;

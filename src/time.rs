@@ -41,7 +41,9 @@ impl Ts {
 
     /// Adds whole seconds, saturating.
     pub const fn plus_secs(self, secs: u64) -> Ts {
-        Ts(self.0.saturating_add(secs.saturating_mul(Ts::NANOS_PER_SEC)))
+        Ts(self
+            .0
+            .saturating_add(secs.saturating_mul(Ts::NANOS_PER_SEC)))
     }
 
     /// The EVE timestamp string.
@@ -108,7 +110,10 @@ mod tests {
     fn epoch_and_leap_day() {
         assert_eq!(Ts(0).eve(), "1970-01-01T00:00:00.000000+0000");
         // 2024-02-29T12:00:00Z
-        assert_eq!(Ts::from_secs(1_709_208_000).eve(), "2024-02-29T12:00:00.000000+0000");
+        assert_eq!(
+            Ts::from_secs(1_709_208_000).eve(),
+            "2024-02-29T12:00:00.000000+0000"
+        );
         // Sub-microsecond digits are truncated, not rounded.
         assert_eq!(Ts(999).eve(), "1970-01-01T00:00:00.000000+0000");
     }
