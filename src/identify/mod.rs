@@ -953,3 +953,6 @@ fn merge(ts: Outcome, tc: Outcome, ftps_upgraded: bool) -> Labels {
     }
     labels
 }
+
+#[cfg(test)]
+mod tests;

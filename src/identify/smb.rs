@@ -114,7 +114,7 @@ fn scan(data: &[u8], at_end: bool) -> Result<Signature, Miss> {
             Err(_) => return fallback.filter(|_| at_end).ok_or(Miss::NeedMore),
         };
         let step = match kind {
-            NBSS_MESSAGE => return smb_message(&mut c),
+            NBSS_MESSAGE => return smb_message(&mut c, at_end),
             NBSS_REQUEST => session_request(&mut c).map(|()| {
                 Some(sig(
                     AppProto::Smb,
@@ -206,69 +206,64 @@ fn netbios_name(c: &mut Cursor<'_>) -> Result<(), Miss> {
     Err(Miss::NoMatch)
 }
 
-/// An NBSS session message (type byte already read): the SMB header inside.
-fn smb_message(c: &mut Cursor<'_>) -> Result<Signature, Miss> {
+/// An NBSS session message (type byte already read): the SMB header inside. Once the
+/// NBSS header and the 4-byte protocol identifier are in, later header fields refine the
+/// check; when the stream ends before them, the identifier alone decides.
+fn smb_message(c: &mut Cursor<'_>, at_end: bool) -> Result<Signature, Miss> {
     let len = c.u24_be()?;
     let at = c.pos();
     let magic: [u8; 4] = c.array()?;
+    let (name, min_len) = match magic {
+        SMB1 => (SIG_SMB1, 32),
+        SMB2 => (SIG_SMB2, 64),
+        // The transform header is 52 bytes and must carry something.
+        SMB3_TRANSFORM => (SIG_SMB3_ENCRYPTED, 53),
+        SMB3_COMPRESSION => (SIG_SMB3_COMPRESSED, 16),
+        _ => return Err(Miss::NoMatch),
+    };
+    if len < min_len {
+        return Err(Miss::NoMatch);
+    }
+    match header_role(c, magic) {
+        Ok(role) => Ok(sig(AppProto::Smb, name, at, role, false)),
+        Err(Miss::NeedMore) if at_end => Ok(sig(AppProto::Smb, name, at, Role::Either, false)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks the fixed header fields after the protocol identifier and reads the sender role.
+fn header_role(c: &mut Cursor<'_>, magic: [u8; 4]) -> Result<Role, Miss> {
     match magic {
         SMB1 => {
-            if len < 32 {
-                return Err(Miss::NoMatch);
-            }
-            // Header: command (1), status (4), flags (1); FLAGS_REPLY = 0x80.
+            // Command (1), status (4), flags (1); FLAGS_REPLY = 0x80.
             c.skip(5)?;
-            let role = if c.u8()? & 0x80 != 0 {
+            Ok(if c.u8()? & 0x80 != 0 {
                 Role::Server
             } else {
                 Role::Client
-            };
-            Ok(sig(AppProto::Smb, SIG_SMB1, at, role, false))
+            })
         }
         SMB2 => {
-            if len < 64 || c.u16_le()? != 64 {
+            if c.u16_le()? != 64 {
                 return Err(Miss::NoMatch);
             }
             // CreditCharge (2), Status (4), Command (2), Credit (2), then Flags (4).
             c.skip(10)?;
-            let role = if c.u32_le()? & 1 != 0 {
+            Ok(if c.u32_le()? & 1 != 0 {
                 Role::Server
             } else {
                 Role::Client
-            };
-            Ok(sig(AppProto::Smb, SIG_SMB2, at, role, false))
-        }
-        SMB3_TRANSFORM => {
-            // Transform header is 52 bytes and must carry something.
-            if len <= 52 {
-                return Err(Miss::NoMatch);
-            }
-            Ok(sig(
-                AppProto::Smb,
-                SIG_SMB3_ENCRYPTED,
-                at,
-                Role::Either,
-                false,
-            ))
+            })
         }
         SMB3_COMPRESSION => {
             // OriginalCompressedSegmentSize (4), then CompressionAlgorithm (MS-SMB2 2.2.42).
-            if len < 16 {
-                return Err(Miss::NoMatch);
-            }
             c.skip(4)?;
             match c.u16_le()? {
-                0..=5 => Ok(sig(
-                    AppProto::Smb,
-                    SIG_SMB3_COMPRESSED,
-                    at,
-                    Role::Either,
-                    false,
-                )),
+                0..=5 => Ok(Role::Either),
                 _ => Err(Miss::NoMatch),
             }
         }
-        _ => Err(Miss::NoMatch),
+        _ => Ok(Role::Either),
     }
 }
 
@@ -478,6 +473,9 @@ mod tests {
         }
         assert_eq!(probe(&[]), ProbeResult::NeedMore);
         assert_eq!(probe_final(&m[..6]), ProbeResult::NoMatch);
+        // At the end, NBSS header plus protocol identifier is enough.
+        let s = matched(probe_final(&m[..8]));
+        assert_eq!((s.name, s.role), (SIG_SMB2, Role::Either));
     }
 
     #[test]

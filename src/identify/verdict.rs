@@ -341,3 +341,254 @@ pub fn judge(
     .into_iter()
     .next()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn labels(app_proto: AppProto) -> Labels {
+        Labels {
+            app_proto,
+            ts: None,
+            tc: None,
+            orig: None,
+            tentative: false,
+        }
+    }
+
+    fn rules(l: &Labels, port: u16) -> Vec<&'static str> {
+        let policy = PortPolicy::default_policy();
+        judge_all(l, false, ip("203.0.113.7"), port, 100, 200, &policy)
+            .iter()
+            .map(Verdict::rule)
+            .collect()
+    }
+
+    #[test]
+    fn policy_lookups() {
+        let p = PortPolicy::default_policy();
+        assert_eq!(p.expected_at(445), vec![AppProto::Smb]);
+        assert_eq!(p.expected_at(80), vec![]);
+        assert_eq!(p.ports_for(AppProto::Smb), vec![139, 445]);
+        assert_eq!(p.ports_for(AppProto::Ftps), vec![989, 990]);
+        assert!(p.allows(AppProto::Tftp, 69, ip("10.0.0.1")));
+        assert!(!p.allows(AppProto::Tftp, 53, ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn port_mismatch() {
+        for (proto, port) in [
+            (AppProto::Ftp, 80),
+            (AppProto::Smb, 443),
+            (AppProto::Tftp, 53),
+        ] {
+            assert_eq!(
+                rules(&labels(proto), port),
+                vec!["port-mismatch"],
+                "{proto} on {port}"
+            );
+        }
+        let v = judge(
+            &labels(AppProto::Smb),
+            false,
+            ip("10.0.0.1"),
+            80,
+            168,
+            69,
+            &PortPolicy::default_policy(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            Verdict::PortMismatch {
+                found: AppProto::Smb,
+                port: 80,
+                expected_here: vec![],
+                expected_ports: vec![139, 445]
+            }
+        );
+        assert_eq!(
+            v.to_string(),
+            "smb on server port 80; smb is expected on 139, 445; port 80 is for none"
+        );
+    }
+
+    #[test]
+    fn expected_protocol_absent() {
+        assert_eq!(
+            rules(&labels(AppProto::Http), 21),
+            vec!["expected-protocol-absent"]
+        );
+        assert_eq!(
+            rules(&labels(AppProto::Tls), 445),
+            vec!["expected-protocol-absent"]
+        );
+        assert_eq!(
+            rules(&labels(AppProto::Http), 990),
+            vec!["expected-protocol-absent"]
+        );
+        let v = judge(
+            &labels(AppProto::Unknown),
+            false,
+            ip("10.0.0.1"),
+            445,
+            64,
+            0,
+            &PortPolicy::default_policy(),
+        )
+        .unwrap();
+        assert_eq!(v.rule(), "expected-protocol-absent");
+        assert_eq!(v.found(), AppProto::Unknown);
+        assert_eq!(
+            v.to_string(),
+            "server port 445 is for smb but carried nothing identifiable within the probe budget"
+        );
+        // Plain FTP on the implicit-FTPS port is both wrong for FTP and missing FTPS.
+        assert_eq!(
+            rules(&labels(AppProto::Ftp), 990),
+            vec!["port-mismatch", "expected-protocol-absent"]
+        );
+    }
+
+    #[test]
+    fn direction_disagreement() {
+        let l = Labels {
+            ts: Some(AppProto::Http),
+            tc: Some(AppProto::Ssh),
+            ..labels(AppProto::Http)
+        };
+        assert_eq!(rules(&l, 8080), vec!["direction-disagreement"]);
+        let v = judge(
+            &l,
+            false,
+            ip("10.0.0.1"),
+            8080,
+            1,
+            1,
+            &PortPolicy::default_policy(),
+        )
+        .unwrap();
+        assert_eq!(
+            v.to_string(),
+            "client side speaks http but server side speaks ssh on server port 8080"
+        );
+    }
+
+    #[test]
+    fn negatives() {
+        assert!(rules(&labels(AppProto::Ftp), 21).is_empty());
+        assert!(rules(&labels(AppProto::Smb), 445).is_empty());
+        assert!(rules(&labels(AppProto::Smb), 139).is_empty());
+        assert!(rules(&labels(AppProto::Tftp), 69).is_empty());
+        assert!(rules(&labels(AppProto::Http), 80).is_empty());
+        assert!(rules(&labels(AppProto::Tls), 443).is_empty());
+        assert!(rules(&labels(AppProto::Ftps), 990).is_empty());
+        assert!(rules(&labels(AppProto::Unknown), 5555).is_empty());
+        // Explicit FTPS on 21 is the FTP port's own protocol.
+        let upgraded = Labels {
+            orig: Some(AppProto::Ftp),
+            ..labels(AppProto::Ftps)
+        };
+        assert!(rules(&upgraded, 21).is_empty());
+        // But on 2121 it is still FTP off its port.
+        assert_eq!(rules(&upgraded, 2121), vec!["port-mismatch"]);
+    }
+
+    #[test]
+    fn attempts_and_linked_channels_are_never_judged() {
+        let p = PortPolicy::default_policy();
+        let l = labels(AppProto::Unknown);
+        assert_eq!(judge(&l, false, ip("10.0.0.1"), 445, 0, 0, &p), None);
+        assert_eq!(
+            judge(
+                &labels(AppProto::Ftp),
+                true,
+                ip("10.0.0.1"),
+                40000,
+                10,
+                10,
+                &p
+            ),
+            None
+        );
+        assert_eq!(
+            judge(
+                &labels(AppProto::TftpData),
+                true,
+                ip("10.0.0.1"),
+                50618,
+                10,
+                10,
+                &p
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn data_channel_ports_raise_nothing() {
+        // Unlinked active-mode data: from server port 20 to the client's ephemeral port.
+        assert!(rules(&labels(AppProto::Unknown), 40003).is_empty());
+        // Something connecting *to* port 20 with file bytes: the port is a data port.
+        assert!(rules(&labels(AppProto::Unknown), 20).is_empty());
+        // An OACK-started TFTP transfer flow on an ephemeral port.
+        assert!(rules(&labels(AppProto::TftpData), 50012).is_empty());
+    }
+
+    #[test]
+    fn tentative_labels_never_mismatch() {
+        let t = Labels {
+            tentative: true,
+            ..labels(AppProto::Ftp)
+        };
+        assert!(rules(&t, 21).is_empty());
+        assert!(rules(&t, 8021).is_empty());
+        // They still do not satisfy another protocol's port.
+        assert_eq!(rules(&t, 445), vec!["expected-protocol-absent"]);
+    }
+
+    #[test]
+    fn exceptions_by_subnet_and_host() {
+        let policy = PortPolicy::new(
+            &[(AppProto::Ftp, vec![21]), (AppProto::Smb, vec![445])],
+            vec![
+                PortException {
+                    net: "192.0.2.0/24".parse().unwrap(),
+                    proto: AppProto::Ftp,
+                    ports: vec![2121],
+                },
+                PortException {
+                    net: "2001:db8::5/128".parse().unwrap(),
+                    proto: AppProto::Http,
+                    ports: vec![445],
+                },
+            ],
+        );
+        let ftp = labels(AppProto::Ftp);
+        assert_eq!(
+            judge(&ftp, false, ip("192.0.2.9"), 2121, 1, 1, &policy),
+            None
+        );
+        assert_eq!(
+            judge(&ftp, false, ip("198.51.100.9"), 2121, 1, 1, &policy)
+                .unwrap()
+                .rule(),
+            "port-mismatch"
+        );
+        let http = labels(AppProto::Http);
+        assert_eq!(
+            judge(&http, false, ip("2001:db8::5"), 445, 1, 1, &policy),
+            None
+        );
+        assert_eq!(
+            judge(&http, false, ip("2001:db8::6"), 445, 1, 1, &policy)
+                .unwrap()
+                .rule(),
+            "expected-protocol-absent"
+        );
+    }
+}
