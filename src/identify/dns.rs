@@ -3,7 +3,8 @@
 //! The check is the header plus every question: a known opcode, the reserved Z bit clear,
 //! 1 to [`MAX_QUESTIONS`] questions, modest record counts, question names made of labels of
 //! at most 63 bytes (or a compression pointer backwards) within 255 bytes, and a known class.
-//! The QR bit gives the role.
+//! The QR bit gives the role. NetBIOS name service (same format, names of 32 letters
+//! `A`–`P`) is not DNS.
 
 use super::cursor::Cursor;
 use super::{Miss, ProbeResult, Role, Signature, conclude, sig};
@@ -88,6 +89,14 @@ fn message(msg: &[u8]) -> Result<bool, Miss> {
         if c.u16_be()? > MAX_RECORDS {
             return Err(Miss::NoMatch);
         }
+    }
+    // NetBIOS name service shares DNS's format but names are 32 letters A–P (RFC 1002
+    // §4.1): that is NBNS, not DNS.
+    if let Some(first) = c.rest().get(..33)
+        && first.first() == Some(&32)
+        && first.iter().skip(1).all(|b| (b'A'..=b'P').contains(b))
+    {
+        return Err(Miss::NoMatch);
     }
     for _ in 0..qd {
         name(&mut c)?;
@@ -199,6 +208,9 @@ mod tests {
         assert_eq!(probe(&q), ProbeResult::NoMatch);
         q[13] = 12;
         assert_eq!(probe(&q), ProbeResult::NoMatch, "pointer to itself");
+        // NetBIOS name service query for an encoded name.
+        let nbns = query(&["EOGFHEECEODKCACACACACACACACACACA"], 0x20, 1);
+        assert_eq!(probe(&nbns), ProbeResult::NoMatch);
     }
 
     #[test]

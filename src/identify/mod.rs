@@ -564,6 +564,35 @@ impl Classifier {
         self.inner.as_ref().and_then(|i| i.ftps_pcap_cnt)
     }
 
+    /// What the matched bytes say about the flow's orientation: `Some(true)` when they prove
+    /// the flow's client is really the server (a midstream pickup or a missed SYN, e.g. an
+    /// SMB response or an FTP banner travelling to-server), `Some(false)` when they confirm
+    /// it, `None` when they say nothing or contradict each other. Callers that judge ports
+    /// should swap the ends first when this is `Some(true)`.
+    pub fn sides_swapped(&self) -> Option<bool> {
+        let inner = self.inner.as_ref()?;
+        let vote = |d: &DirProbe, dir: Direction| {
+            let role = d.ev.signature?.role;
+            match (dir, role) {
+                (_, Role::Either) => None,
+                (Direction::ToServer, Role::Client) | (Direction::ToClient, Role::Server) => {
+                    Some(false)
+                }
+                (Direction::ToServer, Role::Server) | (Direction::ToClient, Role::Client) => {
+                    Some(true)
+                }
+            }
+        };
+        match (
+            vote(&inner.ts, Direction::ToServer),
+            vote(&inner.tc, Direction::ToClient),
+        ) {
+            (Some(a), Some(b)) if a != b => None,
+            (Some(a), _) | (None, Some(a)) => Some(a),
+            (None, None) => None,
+        }
+    }
+
     /// SMB details, when a direction was identified as SMB and an SMB header was read.
     pub fn smb_info(&self) -> Option<SmbInfo> {
         let inner = self.inner.as_ref()?;

@@ -1,7 +1,7 @@
 //! SMTP and LMTP (RFC 5321, 2033): named so that FTP is never claimed for a mail server.
 //!
 //! Server side: a `220` greeting carrying SMTP markers (see [`super::ftp`] for the shared
-//! banner rule). Client side: `EHLO`/`HELO`/`LHLO` with an argument, or `MAIL FROM:`.
+//! banner rule). Client side: an `EHLO`/`HELO`/`LHLO` line, or `MAIL FROM:`.
 //! LMTP is labelled `smtp` (no separate EVE label exists). POP3 (`+OK`) and IMAP (`* OK`)
 //! need no recogniser here: no FTP evidence accepts them, so they end as `unknown`.
 
@@ -43,9 +43,9 @@ fn scan(data: &[u8], at_end: bool) -> Result<Signature, Miss> {
 fn client(data: &[u8], at_end: bool) -> Result<Signature, Miss> {
     let mut pending = false;
     for (prefix, name) in [
-        (&b"EHLO "[..], SIG_HELO),
-        (b"HELO ", SIG_HELO),
-        (b"LHLO ", SIG_HELO),
+        (&b"EHLO"[..], SIG_HELO),
+        (b"HELO", SIG_HELO),
+        (b"LHLO", SIG_HELO),
         (b"MAIL FROM:", SIG_MAIL_FROM),
     ] {
         match prefix_state(data, prefix) {
@@ -71,10 +71,13 @@ fn client_line(data: &[u8], name: &'static str, at_end: bool) -> Result<Signatur
         }
         Err(_) => return Err(Miss::NoMatch),
     };
-    let arg = line.get(5..).unwrap_or_default().trim_ascii();
-    if line.len() > MAX_LINE
+    // The greeting verb must end the word; RFC 5321 wants a domain after it, but lax
+    // clients send a bare "EHLO", which is no less SMTP.
+    let after_verb = line.get(4).copied();
+    let word_ends = name == SIG_MAIL_FROM || matches!(after_verb, None | Some(b' '));
+    if !word_ends
+        || line.len() > MAX_LINE
         || !visible_text(line)
-        || arg.is_empty()
         || super::http::ends_like_request_line(line)
     {
         return Err(Miss::NoMatch);
@@ -126,7 +129,8 @@ mod tests {
         assert_eq!(probe(b"220 (vsFTPd 3.0.3)\r\n"), ProbeResult::NoMatch);
         assert_eq!(probe(b"220 Welcome\r\n"), ProbeResult::NoMatch);
         assert_eq!(probe(b"USER bob\r\n"), ProbeResult::NoMatch);
-        assert_eq!(probe(b"EHLO \r\n"), ProbeResult::NoMatch);
+        assert_eq!(probe(b"EHLOX a\r\n"), ProbeResult::NoMatch);
+        assert_eq!(probe(b"HELOS\r\n"), ProbeResult::NoMatch);
     }
 
     #[test]

@@ -471,6 +471,25 @@ fn smb_split_header_and_watcher() {
 }
 
 #[test]
+fn orientation_from_roles() {
+    let c = run(
+        L4::Tcp,
+        21,
+        &[(TC, b"220 FTP ready\r\n"), (TS, b"USER a\r\n")],
+    );
+    assert_eq!(c.sides_swapped(), Some(false));
+    // Picked up midstream: the flow's "client" is the SMB server answering.
+    let c = run(L4::Tcp, 49199, &[(TS, &smb2_negotiate_response(0x0210))]);
+    assert_eq!(c.sides_swapped(), Some(true));
+    let c = run(
+        L4::Tcp,
+        22,
+        &[(TS, b"SSH-2.0-a\r\n"), (TC, b"SSH-2.0-b\r\n")],
+    );
+    assert_eq!(c.sides_swapped(), None);
+}
+
+#[test]
 fn nbss_session_request_on_139() {
     let mut req = vec![0x81, 0, 0, 68];
     for _ in 0..2 {
