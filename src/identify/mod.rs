@@ -236,8 +236,9 @@ pub static PROBES: [ProbeDef; 9] = [
 ];
 
 /// The probe worth trying first for a server port. Only an ordering hint: it never decides.
-pub const fn preferred_probe(server_port: u16) -> Option<ProbeId> {
+pub const fn preferred_probe(l4: L4, server_port: u16) -> Option<ProbeId> {
     match server_port {
+        53 | 5353 if matches!(l4, L4::Tcp) => Some(ProbeId::DnsTcp),
         20 | 21 | 2121 => Some(ProbeId::Ftp),
         139 | 445 => Some(ProbeId::Smb),
         69 => Some(ProbeId::Tftp),
@@ -652,7 +653,7 @@ fn run_probes(
     dead: u16,
     at_end: bool,
 ) -> (ProbeResult, u16) {
-    let pref = preferred_probe(server_port);
+    let pref = preferred_probe(l4, server_port);
     let order = PROBES
         .iter()
         .enumerate()
