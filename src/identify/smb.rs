@@ -12,7 +12,7 @@
 //!
 //! Session-service messages and keep-alives before the first SMB header are skipped, so a
 //! 139 connection is labelled by its SMB header when one follows. Random bytes match none of
-//! this. After the match a watcher follows NBSS framing after the match to read the dialect and see
+//! this. After the match a watcher follows NBSS framing to read the dialect and to see
 //! encryption or compression, bounded by [`super::SMB_WATCH_MESSAGES`].
 
 use super::cursor::Cursor;
