@@ -12,6 +12,8 @@
 //! * [`decode`] turns a frame into a borrowed [`decode::Packet`] view; malformed input is
 //!   counted, never an error.
 //! * [`flow`] keeps the bounded flow table, byte accounting and TCP state on packet time.
+//! * [`identify`] names each flow's application protocol from its first payload bytes
+//!   and judges it against the port policy (mismatch verdicts).
 //! * [`output`] writes EVE JSON lines.
 //!
 //! The contract for untrusted bytes: nothing here panics, indexes unchecked or trusts a
@@ -26,6 +28,7 @@ pub mod decode;
 pub mod direction;
 pub mod engine;
 pub mod flow;
+pub mod identify;
 pub mod output;
 pub mod pipeline;
 pub mod time;
