@@ -249,6 +249,13 @@ impl<A> Flow<A> {
         self.key.endpoint(1 - self.client.min(1))
     }
 
+    /// Makes the server the client and vice versa (a midstream pickup proved the port
+    /// heuristic wrong); per-direction counters follow.
+    pub fn swap_sides(&mut self) {
+        self.client = 1 - self.client.min(1);
+        self.dirs.swap(0, 1);
+    }
+
     /// Direction of a packet whose source is endpoint `src_index`.
     pub fn direction_of(&self, src_index: usize) -> Direction {
         if src_index == self.client {

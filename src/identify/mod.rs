@@ -565,6 +565,20 @@ impl Classifier {
         self.inner.as_ref().and_then(|i| i.ftps_pcap_cnt)
     }
 
+    /// Re-labels everything for the opposite orientation: the caller found that the flow's
+    /// client is really its server (see [`Classifier::sides_swapped`]).
+    pub fn swap_sides(&mut self) {
+        std::mem::swap(&mut self.client_port, &mut self.server_port);
+        if let Some(inner) = self.inner.as_mut() {
+            std::mem::swap(&mut inner.ts, &mut inner.tc);
+            inner.ftps = match inner.ftps {
+                FtpsWatch::AuthSent(d) => FtpsWatch::AuthSent(d.reverse()),
+                FtpsWatch::Accepted(d) => FtpsWatch::Accepted(d.reverse()),
+                other => other,
+            };
+        }
+    }
+
     /// What the matched bytes say about the flow's orientation: `Some(true)` when they prove
     /// the flow's client is really the server (a midstream pickup or a missed SYN, e.g. an
     /// SMB response or an FTP banner travelling to-server), `Some(false)` when they confirm
