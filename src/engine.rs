@@ -113,22 +113,23 @@ fn app_fields(flow: &Flow<FlowApp>) -> AppProtoFields {
     let expected = flow.app.expected.map(AppProto::as_str);
     match (flow.app.expected, flow_labels(flow)) {
         (Some(exp), _) => AppProtoFields {
-            app_proto: exp.as_str(),
+            app_proto: Some(exp.as_str()),
             app_proto_ts: None,
             app_proto_tc: None,
             app_proto_orig: None,
             app_proto_expected: expected,
         },
         (None, Some(l)) => AppProtoFields {
-            app_proto: l.app_proto.as_str(),
+            app_proto: Some(l.app_proto.as_str()),
             app_proto_ts: l.ts.map(AppProto::as_str),
             app_proto_tc: l.tc.map(AppProto::as_str),
             app_proto_orig: l.orig.map(AppProto::as_str),
             app_proto_expected: None,
         },
-        // No payload at all: an attempt, nothing to identify.
+        // No classifier: an attempt (no payload) has no label; payload without one (e.g.
+        // only fragments) is unknown.
         (None, None) => AppProtoFields {
-            app_proto: if payload { "unknown" } else { "failed" },
+            app_proto: payload.then_some("unknown"),
             app_proto_ts: None,
             app_proto_tc: None,
             app_proto_orig: None,

@@ -54,8 +54,9 @@ pub struct Header {
 /// The application-protocol fields of DESIGN §4 (flattened into flow and alert records).
 #[derive(Debug, Clone, Serialize)]
 pub struct AppProtoFields {
-    /// Final label.
-    pub app_proto: &'static str,
+    /// Final label; absent for attempts (no payload either way), as in Suricata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_proto: Option<&'static str>,
     /// To-server label when the directions disagree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_proto_ts: Option<&'static str>,
