@@ -23,6 +23,7 @@ pub mod capture;
 pub mod community_id;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod direction;
 pub mod engine;
 pub mod flow;
