@@ -12,6 +12,8 @@
 //! * [`decode`] turns a frame into a borrowed [`decode::Packet`] view; malformed input is
 //!   counted, never an error.
 //! * [`flow`] keeps the bounded flow table, byte accounting and TCP state on packet time.
+//! * [`detect`] turns session byte counts, file names and protocol mismatches into
+//!   explainable alerts, on packet time (docs/detections.md).
 //! * [`output`] writes EVE JSON lines.
 //!
 //! The contract for untrusted bytes: nothing here panics, indexes unchecked or trusts a
