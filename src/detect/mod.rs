@@ -482,7 +482,7 @@ impl Detector {
         if host == Tally::Missing || dest == Tally::Missing {
             (host, dest) = self.add_windows(s, b, delta, host, dest);
         }
-        if host != Tally::Quiet || dest != Tally::Quiet {
+        if matches!(host, Tally::Fire(_)) || matches!(dest, Tally::Fire(_)) {
             self.fire_volume(s, b, host, dest, out);
         }
     }
