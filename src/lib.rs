@@ -12,8 +12,10 @@
 //! * [`decode`] turns a frame into a borrowed [`decode::Packet`] view; malformed input is
 //!   counted, never an error.
 //! * [`flow`] keeps the bounded flow table, byte accounting and TCP state on packet time.
-//! * [`identify`] names each flow's application protocol from its first payload bytes
 //!   and judges it against the port policy (mismatch verdicts).
+//!   explainable alerts, on packet time (docs/detections.md).
+//! * [`detect`] turns session byte counts, file names and protocol mismatches into
+//! * [`identify`] names each flow's application protocol from its first payload bytes
 //! * [`output`] writes EVE JSON lines.
 //!
 //! The contract for untrusted bytes: nothing here panics, indexes unchecked or trusts a
@@ -25,6 +27,7 @@ pub mod capture;
 pub mod community_id;
 pub mod config;
 pub mod decode;
+pub mod detect;
 pub mod direction;
 pub mod engine;
 pub mod flow;

@@ -16,6 +16,7 @@
 mod error;
 mod types;
 
+use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::Path;
 
@@ -28,8 +29,8 @@ use crate::app_proto::AppProto;
 pub use error::ConfigError;
 use error::Seg;
 pub use types::{
-    Cidr, Count, NonEmptyPortList, PORT_POLICY_PROTOS, PolicyProto, Port, PortList, ProtoName,
-    RULE_NAMES, Ratio, RuleName, Seconds,
+    Bits, Bytes, Cidr, Count, Extension, MAX_EXTENSION_LEN, NonEmptyPortList, PORT_POLICY_PROTOS,
+    PolicyProto, Port, PortList, ProtoName, RULE_NAMES, Ratio, RuleName, Seconds,
 };
 
 /// The shipped `sensor.toml`, which documents every key; its values are the defaults.
@@ -54,6 +55,14 @@ pub struct Config {
     pub flows: FlowsConfig,
     /// `[output]`: where and how records are written.
     pub output: OutputConfig,
+    /// `[thresholds]`: the detection tunables (AN1173) and filename patterns.
+    pub thresholds: ThresholdsConfig,
+    /// `[suppression]`: how repeats of one alert are collapsed.
+    pub suppression: SuppressionConfig,
+    /// `[[allowlist]]`: known-good traffic that never alerts.
+    pub allowlist: Vec<AllowlistEntry>,
+    /// `[detect]`: memory bounds of the detection stage.
+    pub detect: DetectConfig,
 }
 
 /// When to draw a progress bar on stderr while replaying files.
@@ -277,6 +286,189 @@ impl Default for OutputConfig {
     }
 }
 
+/// Builds an extension list from literals (the defaults); invalid literals are skipped.
+fn extensions(list: &[&str]) -> Vec<Extension> {
+    list.iter()
+        .filter_map(|e| Extension::parse(e).ok())
+        .collect()
+}
+
+/// `[thresholds]`: the detection tunables (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThresholdsConfig {
+    /// `outbound-ratio`: least outbound share of a session's payload.
+    pub outbound_ratio: Ratio,
+    /// `outbound-ratio`: least outbound payload of the session, bytes.
+    pub outbound_ratio_min_bytes: Bytes,
+    /// `transfer-size`: outbound bytes of one file or one session.
+    pub transfer_size_bytes: Bytes,
+    /// `outbound-volume`: outbound bytes of one internal host, all destinations, per window
+    /// (the rule fires when the window holds more than this).
+    pub outbound_volume_bytes: Bytes,
+    /// `outbound-volume`: outbound bytes from one internal host to one external address per
+    /// window.
+    pub outbound_volume_destination_bytes: Bytes,
+    /// `outbound-volume`: the sliding window.
+    pub outbound_volume_window_secs: Seconds,
+    /// `repeated-connections`: sessions allowed per host → address:port and window; one more
+    /// fires.
+    pub repeated_connections_max: Count,
+    /// `repeated-connections`: the sliding window.
+    pub repeated_connections_window_secs: Seconds,
+    /// `suspicious-filename`: archive and compressed-file extensions.
+    pub filename_archive_extensions: Vec<Extension>,
+    /// `suspicious-filename`: document and media extensions that, followed by an archive or
+    /// executable extension, make a double extension (`report.pdf.exe`).
+    pub filename_document_extensions: Vec<Extension>,
+    /// `suspicious-filename`: executable and script extensions (outer part of a double
+    /// extension).
+    pub filename_executable_extensions: Vec<Extension>,
+    /// `suspicious-filename`: least length of an all-hex stem.
+    pub filename_hex_min_len: Count,
+    /// `suspicious-filename`: least length of a base64-like stem.
+    pub filename_base64_min_len: Count,
+    /// `suspicious-filename`: least length of a stem judged by its entropy.
+    pub filename_entropy_min_len: Count,
+    /// `suspicious-filename`: least Shannon entropy of such a stem, bits per character.
+    pub filename_entropy_bits: Bits,
+}
+
+impl Default for ThresholdsConfig {
+    fn default() -> Self {
+        ThresholdsConfig {
+            outbound_ratio: Ratio::lit(0.9),
+            outbound_ratio_min_bytes: Bytes::lit(1_048_576),
+            transfer_size_bytes: Bytes::lit(52_428_800),
+            outbound_volume_bytes: Bytes::lit(100_000_000),
+            outbound_volume_destination_bytes: Bytes::lit(100_000_000),
+            outbound_volume_window_secs: Seconds::lit(3600),
+            repeated_connections_max: Count::lit(3),
+            repeated_connections_window_secs: Seconds::lit(86_400),
+            filename_archive_extensions: extensions(&DEFAULT_ARCHIVE_EXTENSIONS),
+            filename_document_extensions: extensions(&DEFAULT_DOCUMENT_EXTENSIONS),
+            filename_executable_extensions: extensions(&DEFAULT_EXECUTABLE_EXTENSIONS),
+            filename_hex_min_len: Count::lit(16),
+            filename_base64_min_len: Count::lit(16),
+            filename_entropy_min_len: Count::lit(12),
+            filename_entropy_bits: Bits::lit(3.3),
+        }
+    }
+}
+/// Default `filename_archive_extensions`: archives, compressed files and disk images.
+pub const DEFAULT_ARCHIVE_EXTENSIONS: [&str; 32] = [
+    "zip", "zipx", "rar", "7z", "tar", "gz", "tgz", "bz2", "tbz", "tbz2", "xz", "txz", "lz",
+    "lzma", "tlz", "zst", "zstd", "z", "cab", "arj", "lzh", "lha", "ace", "cpio", "sit", "sitx",
+    "iso", "img", "dmg", "vhd", "vhdx", "wim",
+];
+
+/// Default `filename_document_extensions`: documents, data and media.
+pub const DEFAULT_DOCUMENT_EXTENSIONS: [&str; 38] = [
+    "pdf", "doc", "docx", "docm", "xls", "xlsx", "xlsm", "ppt", "pptx", "pptm", "odt", "ods",
+    "odp", "rtf", "txt", "csv", "tsv", "xml", "json", "sql", "db", "pst", "eml", "msg", "jpg",
+    "jpeg", "png", "gif", "bmp", "tif", "tiff", "mp3", "wav", "mp4", "avi", "mov", "mkv", "html",
+];
+
+/// Default `filename_executable_extensions`: programs and scripts.
+pub const DEFAULT_EXECUTABLE_EXTENSIONS: [&str; 23] = [
+    "exe", "scr", "com", "pif", "bat", "cmd", "vbs", "vbe", "js", "jse", "wsf", "wsh", "hta",
+    "msi", "msp", "ps1", "lnk", "jar", "dll", "cpl", "reg", "sh", "elf",
+];
+
+/// Largest accepted `repeated_connections_max`: each tracked host → address:port keeps that
+/// many session start times plus one.
+pub const MAX_REPEATED_CONNECTIONS: u32 = 1000;
+
+/// `[suppression]`: repeats of one alert (same rule and key) inside a window are counted
+/// instead of written; the next record written for that key carries the count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SuppressionConfig {
+    /// The window, seconds of packet time; 0 writes every repeat.
+    pub window_secs: u32,
+    /// Rule + key entries remembered at once; the least recently seen is forgotten first.
+    pub max_keys: Count,
+    /// Per-rule windows that replace `window_secs` (rule name → seconds, 0 = off).
+    pub rules: BTreeMap<RuleName, u32>,
+}
+
+impl Default for SuppressionConfig {
+    fn default() -> Self {
+        SuppressionConfig {
+            window_secs: 3600,
+            max_keys: Count::lit(65_536),
+            rules: BTreeMap::new(),
+        }
+    }
+}
+
+/// One `[[allowlist]]` entry: an alert that matches every field given here is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowlistEntry {
+    /// Source network: the internal endpoint when the alert crosses the trust boundary, else
+    /// the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<Cidr>,
+    /// An address (or network) matching either endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Cidr>,
+    /// Destination network: the external endpoint when the alert crosses the trust boundary,
+    /// else the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Cidr>,
+    /// Server port of the session's control or request flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<Port>,
+    /// Session protocol (`ftp`, `smb` …), or for mismatch rules the protocol found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ProtoName>,
+    /// Rule name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<RuleName>,
+    /// Why the entry exists; not matched, kept for people and `--check-config`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+}
+
+impl AllowlistEntry {
+    /// True when the entry names no field to match (it would silence everything).
+    pub fn is_empty(&self) -> bool {
+        self.cidr.is_none()
+            && self.host.is_none()
+            && self.destination.is_none()
+            && self.port.is_none()
+            && self.protocol.is_none()
+            && self.rule.is_none()
+    }
+}
+
+/// `[detect]`: memory bounds of the detection stage. Every table evicts its least recently
+/// active entry when full and counts it in the stats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Sessions with detection state at once.
+    pub max_tracked_sessions: Count,
+    /// Internal hosts with an `outbound-volume` window.
+    pub max_tracked_hosts: Count,
+    /// Internal host → external address pairs with an `outbound-volume` window.
+    pub max_tracked_destinations: Count,
+    /// Internal host → external address:port triples counted by `repeated-connections`.
+    pub max_tracked_connections: Count,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            max_tracked_sessions: Count::lit(65_536),
+            max_tracked_hosts: Count::lit(16_384),
+            max_tracked_destinations: Count::lit(32_768),
+            max_tracked_connections: Count::lit(32_768),
+        }
+    }
+}
+
 /// A failed check across values: where the value is and what is wrong with it.
 struct CrossFieldError {
     path: Vec<Seg<'static>>,
@@ -346,6 +538,28 @@ impl Config {
                     path: vec![Seg::Key("networks"), Seg::Key("external"), Seg::Index(i)],
                     key: "[networks] external".to_owned(),
                     message: format!("`{ext}` is also listed in `internal`; pick one"),
+                });
+            }
+        }
+        let t = &self.thresholds;
+        if t.repeated_connections_max.get() > MAX_REPEATED_CONNECTIONS {
+            return Err(CrossFieldError {
+                path: vec![Seg::Key("thresholds"), Seg::Key("repeated_connections_max")],
+                key: "[thresholds] repeated_connections_max".to_owned(),
+                message: format!(
+                    "{} is more than the supported {MAX_REPEATED_CONNECTIONS}",
+                    t.repeated_connections_max
+                ),
+            });
+        }
+        for (i, entry) in self.allowlist.iter().enumerate() {
+            if entry.is_empty() {
+                return Err(CrossFieldError {
+                    path: vec![Seg::Key("allowlist"), Seg::Index(i)],
+                    key: format!("[[allowlist]] #{}", i + 1),
+                    message: "the entry matches everything; give at least one of cidr, host, \
+                              destination, port, protocol, rule"
+                        .to_owned(),
                 });
             }
         }

@@ -168,7 +168,7 @@ fn shipped_file_sets_every_key() {
     let mut missing = Vec::new();
     for path in &paths {
         // The exceptions are an empty list by default; the file shows a commented example.
-        if path == "ports.exception" {
+        if path == "ports.exception" || path == "allowlist" {
             continue;
         }
         let mut table = shipped.get_ref();
@@ -237,11 +237,12 @@ fn unknown_section_is_named_as_a_section() {
         e.starts_with("sensor.toml:4:2: [flow]: unknown field `flow`"),
         "{e}"
     );
-    let e = err("thresholds = 3\n");
+    let e = err("threshold = 3\n");
     assert!(
-        e.starts_with("sensor.toml:1:1: thresholds: unknown field `thresholds`"),
+        e.starts_with("sensor.toml:1:1: threshold: unknown field `threshold`"),
         "{e}"
     );
+    assert!(e.ends_with("did you mean `thresholds`?"), "{e}");
 }
 
 #[test]
@@ -497,4 +498,227 @@ fn value_type_constructors() {
     assert_eq!(PolicyProto::new(AppProto::Http), None);
     assert!(PortList::from_ports(&[0, 21, 21]).contains(21));
     assert_eq!(PortList::from_ports(&[0, 21, 21]).ports().len(), 1);
+}
+
+// --- detection sections -------------------------------------------------------------------
+
+#[test]
+fn detection_defaults_have_the_documented_values() {
+    let c = Config::default();
+    let t = &c.thresholds;
+    assert_eq!(t.outbound_ratio.get(), 0.9);
+    assert_eq!(t.outbound_ratio_min_bytes.get(), 1_048_576);
+    assert_eq!(t.transfer_size_bytes.get(), 52_428_800);
+    assert_eq!(t.outbound_volume_bytes.get(), 100_000_000);
+    assert_eq!(t.outbound_volume_destination_bytes.get(), 100_000_000);
+    assert_eq!(t.outbound_volume_window_secs.get(), 3600);
+    assert_eq!(t.repeated_connections_max.get(), 3);
+    assert_eq!(t.repeated_connections_window_secs.get(), 86_400);
+    assert_eq!(
+        t.filename_archive_extensions.len(),
+        DEFAULT_ARCHIVE_EXTENSIONS.len()
+    );
+    assert_eq!(
+        t.filename_document_extensions.len(),
+        DEFAULT_DOCUMENT_EXTENSIONS.len()
+    );
+    assert_eq!(
+        t.filename_executable_extensions.len(),
+        DEFAULT_EXECUTABLE_EXTENSIONS.len()
+    );
+    assert_eq!(t.filename_hex_min_len.get(), 16);
+    assert_eq!(t.filename_base64_min_len.get(), 16);
+    assert_eq!(t.filename_entropy_min_len.get(), 12);
+    assert_eq!(t.filename_entropy_bits.get(), 3.3);
+    assert_eq!(c.suppression.window_secs, 3600);
+    assert_eq!(c.suppression.max_keys.get(), 65_536);
+    assert!(c.suppression.rules.is_empty());
+    assert!(c.allowlist.is_empty());
+    assert_eq!(c.detect.max_tracked_sessions.get(), 65_536);
+    assert_eq!(c.detect.max_tracked_hosts.get(), 16_384);
+    assert_eq!(c.detect.max_tracked_destinations.get(), 32_768);
+    assert_eq!(c.detect.max_tracked_connections.get(), 32_768);
+}
+
+#[test]
+fn the_commented_allowlist_example_is_valid() {
+    let start = SHIPPED.find("# [[allowlist]]\n# cidr").unwrap();
+    let example: String = SHIPPED[start..]
+        .lines()
+        .take_while(|l| l.starts_with("# "))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    let c = parse(&example).unwrap();
+    assert_eq!(c.allowlist.len(), 1, "{example}");
+    let e = &c.allowlist[0];
+    assert_eq!(
+        e.cidr.map(|c| c.to_string()).as_deref(),
+        Some("10.20.0.15/32")
+    );
+    assert_eq!(e.protocol, Some(ProtoName(AppProto::Ftp)));
+    assert!(!e.comment.is_empty());
+}
+
+#[test]
+fn allowlist_entries_parse_every_field() {
+    let c = parse(
+        "[[allowlist]]\ncidr = \"10.0.0.0/8\"\nhost = \"192.0.2.1\"\ndestination = \"2001:db8::/32\"\n\
+         port = 21\nprotocol = \"ftps\"\nrule = \"transfer-size\"\ncomment = \"vendor\"\n\
+         [[allowlist]]\nrule = \"suspicious-filename\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.allowlist.len(), 2);
+    let e = &c.allowlist[0];
+    assert_eq!(e.port.map(Port::get), Some(21));
+    assert_eq!(e.rule.map(RuleName::as_str), Some("transfer-size"));
+    assert_eq!(
+        e.destination.map(|c| c.to_string()).as_deref(),
+        Some("2001:db8::/32")
+    );
+    // Serialised and read back, entries keep their fields.
+    let text = toml::to_string(&c).unwrap();
+    assert_eq!(parse(&text).unwrap(), c);
+}
+
+#[test]
+fn negative_and_zero_thresholds_are_refused() {
+    assert_eq!(
+        err("[thresholds]\ntransfer_size_bytes = -5\n"),
+        "sensor.toml:2:23: [thresholds] transfer_size_bytes: invalid value: integer `-5`, \
+         expected a non-zero number of bytes"
+    );
+    assert_eq!(
+        err("[thresholds]\noutbound_volume_bytes = 0\n"),
+        "sensor.toml:2:25: [thresholds] outbound_volume_bytes: invalid value: integer `0`, \
+         expected a non-zero number of bytes"
+    );
+    assert_eq!(
+        err("[thresholds]\noutbound_ratio = -0.1\n"),
+        "sensor.toml:2:18: [thresholds] outbound_ratio: invalid value: floating point `-0.1`, \
+         expected a ratio from 0 to 1, such as 0.9"
+    );
+    let e = err("[thresholds]\nrepeated_connections_window_secs = -1\n");
+    assert!(
+        e.starts_with("sensor.toml:2:36: [thresholds] repeated_connections_window_secs: invalid value: integer `-1`"),
+        "{e}"
+    );
+    let e = err("[thresholds]\nfilename_entropy_bits = 9.5\n");
+    assert!(
+        e.starts_with("sensor.toml:2:25: [thresholds] filename_entropy_bits: invalid value: floating point `9.5`, expected bits per character"),
+        "{e}"
+    );
+    assert!(err("[thresholds]\nfilename_entropy_bits = 0\n").contains("integer `0`"));
+    assert_eq!(
+        parse("[thresholds]\nfilename_entropy_bits = 4\n")
+            .unwrap()
+            .thresholds
+            .filename_entropy_bits
+            .get(),
+        4.0
+    );
+}
+
+#[test]
+fn unknown_rule_or_protocol_in_allowlist() {
+    let text = "[[allowlist]]\nrule = \"transfer-size\"\n\n[[allowlist]]\ncidr = \"10.0.0.1\"\n\
+                rule = \"exfil\"\n";
+    let e = err(text);
+    assert!(
+        e.starts_with(
+            "sensor.toml:6:8: [[allowlist]] #2 rule: unknown rule `exfil`, expected one of \
+             `port-mismatch`, `expected-protocol-absent`"
+        ),
+        "{e}"
+    );
+    let e = err("[[allowlist]]\nprotocol = \"gopher\"\n");
+    assert!(
+        e.starts_with("sensor.toml:2:12: [[allowlist]] #1 protocol: unknown protocol `gopher`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn invalid_cidr_and_port_in_allowlist() {
+    let e = err("[[allowlist]]\ndestination = \"198.51.100.0/33\"\n");
+    assert!(
+        e.starts_with(
+            "sensor.toml:2:15: [[allowlist]] #1 destination: invalid value: string \"198.51.100.0/33\""
+        ),
+        "{e}"
+    );
+    let e = err("[[allowlist]]\ncidr = \"backup-server\"\n");
+    assert!(
+        e.starts_with("sensor.toml:2:8: [[allowlist]] #1 cidr: invalid value"),
+        "{e}"
+    );
+    let e = err("[[allowlist]]\nport = 0\n");
+    assert!(
+        e.starts_with("sensor.toml:2:8: [[allowlist]] #1 port: invalid value: integer `0`"),
+        "{e}"
+    );
+    let e = err("[[allowlist]]\nports = 21\n");
+    assert!(
+        e.contains("[[allowlist]] #1 ports: unknown field `ports`")
+            && e.ends_with("did you mean `port`?"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_allowlist_entry_must_match_something() {
+    assert_eq!(
+        err("[[allowlist]]\nrule = \"transfer-size\"\n\n[[allowlist]]\ncomment = \"all of it\"\n"),
+        "sensor.toml:4:1: [[allowlist]] #2: the entry matches everything; give at least one of \
+         cidr, host, destination, port, protocol, rule"
+    );
+}
+
+#[test]
+fn suppression_rules_and_bounds() {
+    let e = err("[suppression]\nrules = { outbound-ratio = 60, exfil = 5 }\n");
+    assert!(
+        e.contains(":2:") && e.contains("unknown rule `exfil`"),
+        "{e}"
+    );
+    let e = err("[suppression]\nwindow_secs = -1\n");
+    assert!(
+        e.starts_with("sensor.toml:2:15: [suppression] window_secs: invalid value"),
+        "{e}"
+    );
+    let e = err("[detect]\nmax_tracked_hosts = 0\n");
+    assert!(
+        e.starts_with("sensor.toml:2:21: [detect] max_tracked_hosts: invalid value: integer `0`"),
+        "{e}"
+    );
+    assert_eq!(
+        err("[thresholds]\nrepeated_connections_max = 5000\n"),
+        "sensor.toml:2:28: [thresholds] repeated_connections_max: 5000 is more than the supported 1000"
+    );
+}
+
+#[test]
+fn extension_lists_are_normalised_and_checked() {
+    let c = parse("[thresholds]\nfilename_archive_extensions = [\".ZIP\", \"Rar\"]\n").unwrap();
+    let exts: Vec<&str> = c
+        .thresholds
+        .filename_archive_extensions
+        .iter()
+        .map(|e| e.as_str())
+        .collect();
+    assert_eq!(exts, ["zip", "rar"]);
+    let e = err("[thresholds]\nfilename_archive_extensions = [\"zip\", \"tar.gz\"]\n");
+    assert!(
+        e.starts_with(
+            "sensor.toml:2:39: [thresholds] filename_archive_extensions: invalid extension `tar.gz`"
+        ),
+        "{e}"
+    );
+    assert!(
+        err("[thresholds]\nfilename_document_extensions = [\"\"]\n")
+            .contains("invalid extension ``: empty")
+    );
+    assert!(
+        err("[thresholds]\nfilename_executable_extensions = [\"e x e\"]\n")
+            .contains("no dots, spaces")
+    );
 }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use ipnet::IpNet;
 use serde::de::{self, Deserializer, SeqAccess, Unexpected, Visitor};
@@ -348,6 +348,11 @@ impl Ratio {
         (0.0..=1.0).contains(&v).then_some(Ratio(v))
     }
 
+    /// Wraps a literal default, clamped into range (NaN becomes 1) so the invariant holds.
+    pub(crate) fn lit(v: f64) -> Ratio {
+        Ratio::new(v).unwrap_or(Ratio(if v < 0.0 { 0.0 } else { 1.0 }))
+    }
+
     /// The value.
     pub const fn get(self) -> f64 {
         self.0
@@ -384,6 +389,181 @@ impl<'de> Deserialize<'de> for Ratio {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+// `Ratio::new` refuses NaN, so equality is reflexive and `Eq` holds.
+impl Eq for Ratio {}
+
+/// A byte count that must not be zero (thresholds), up to 2^63 − 1 (TOML integers are
+/// signed 64-bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Bytes(NonZeroU64);
+
+impl Bytes {
+    /// Wraps `n`, or `None` when it is zero.
+    pub const fn new(n: u64) -> Option<Bytes> {
+        match NonZeroU64::new(n) {
+            Some(v) => Some(Bytes(v)),
+            None => None,
+        }
+    }
+
+    /// Wraps a literal default; zero becomes one so the invariant still holds.
+    pub(crate) const fn lit(n: u64) -> Bytes {
+        match NonZeroU64::new(n) {
+            Some(v) => Bytes(v),
+            None => Bytes(NonZeroU64::MIN),
+        }
+    }
+
+    /// The value.
+    pub const fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.get())
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-zero number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Bytes, E> {
+                let v = int_in_range(v, 1, i64::MAX, &self)?;
+                u64::try_from(v)
+                    .ok()
+                    .and_then(Bytes::new)
+                    .ok_or_else(|| E::invalid_value(Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Bytes, E> {
+                match i64::try_from(v) {
+                    Ok(v) => self.visit_i64(v),
+                    Err(_) => Err(E::invalid_value(Unexpected::Unsigned(v), &self)),
+                }
+            }
+        }
+        d.deserialize_i64(V)
+    }
+}
+
+/// Shannon entropy in bits per character, above 0 and at most 8 (the most a byte can carry).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Bits(f64);
+
+// `Bits::new` refuses NaN, so equality is reflexive and `Eq` holds.
+impl Eq for Bits {}
+
+impl Bits {
+    /// Wraps `v`, or `None` when it is not in `(0, 8]`.
+    pub fn new(v: f64) -> Option<Bits> {
+        (v > 0.0 && v <= 8.0).then_some(Bits(v))
+    }
+
+    /// Wraps a literal default; out of range (or NaN) becomes 8 so the invariant holds.
+    pub(crate) fn lit(v: f64) -> Bits {
+        Bits::new(v).unwrap_or(Bits(8.0))
+    }
+
+    /// The value.
+    pub const fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Serialize for Bits {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bits {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Bits;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bits per character above 0 and at most 8, such as 3.3")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Bits, E> {
+                Bits::new(v).ok_or_else(|| E::invalid_value(Unexpected::Float(v), &self))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Bits, E> {
+                // Whole numbers are natural to write (`4`); the range still applies.
+                match u8::try_from(v) {
+                    Ok(n @ 1..=8) => Ok(Bits(f64::from(n))),
+                    _ => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Bits, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Longest file-name extension accepted in a pattern list.
+pub const MAX_EXTENSION_LEN: usize = 16;
+
+/// A file-name extension for the filename patterns: stored lower-case without the leading
+/// dot; `".ZIP"` and `"zip"` are the same. It may not be empty, contain a dot, whitespace or
+/// a path separator, or be longer than [`MAX_EXTENSION_LEN`] characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Extension(String);
+
+impl Extension {
+    /// Normalises and checks `s`; the error says what is wrong.
+    pub fn parse(s: &str) -> Result<Extension, String> {
+        let ext = s.strip_prefix('.').unwrap_or(s);
+        let bad = |why: &str| Err(format!("invalid extension `{s}`: {why}"));
+        if ext.is_empty() {
+            return bad("empty");
+        }
+        if ext.chars().count() > MAX_EXTENSION_LEN {
+            return bad("longer than 16 characters");
+        }
+        if ext
+            .chars()
+            .any(|c| c == '.' || c == '/' || c == '\\' || c.is_whitespace() || c.is_control())
+        {
+            return bad("only the last extension is matched, so no dots, spaces or slashes");
+        }
+        Ok(Extension(ext.to_lowercase()))
+    }
+
+    /// The extension, lower-case, without the dot.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for Extension {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Extension {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor(
+            "a file-name extension such as \"zip\"",
+            Extension::parse,
+        ))
     }
 }
 

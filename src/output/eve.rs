@@ -179,3 +179,223 @@ pub fn proto_name(proto: u8) -> String {
         n => n.to_string(),
     }
 }
+
+/// Suricata's `alert` object (DESIGN §7).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertObj {
+    /// Always `allowed`: the sensor watches, it never blocks.
+    pub action: &'static str,
+    /// Generator id, always 1 (rule-based, as Suricata's own signatures).
+    pub gid: u32,
+    /// Signature id in the local range (9100001 …), one per rule (docs/detections.md).
+    pub signature_id: u32,
+    /// Revision of the rule's meaning.
+    pub rev: u32,
+    /// Fixed human-readable name of the rule.
+    pub signature: &'static str,
+    /// Category, such as "Potential exfiltration over file-transfer protocol".
+    pub category: &'static str,
+    /// 1 (high) to 3 (low), as Suricata.
+    pub severity: u8,
+    /// MITRE ATT&CK mapping and the rule name, each an array as Suricata writes metadata.
+    pub metadata: AlertMetadata,
+}
+
+/// `alert.metadata`: arrays of strings, as in Suricata's EVE.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertMetadata {
+    /// `["TA0011"]` (Command and Control).
+    pub mitre_tactic_id: [&'static str; 1],
+    /// `["T1071"]` (Application Layer Protocol).
+    pub mitre_technique_id: [&'static str; 1],
+    /// `["T1071.002"]` (File Transfer Protocols).
+    pub mitre_subtechnique_id: [&'static str; 1],
+    /// `["DET0416"]`.
+    pub detection_strategy: [&'static str; 1],
+    /// `["AN1173"]`.
+    pub analytic: [&'static str; 1],
+    /// The `xfer.rule` name, for consumers that only read `alert.*`.
+    pub rule: [&'static str; 1],
+}
+
+/// A criterion's observed value or threshold: a JSON number or string.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum CriterionValue {
+    /// A count of bytes, sessions, seconds or a port.
+    Int(u64),
+    /// A share or an entropy.
+    Float(f64),
+    /// A protocol, a list, a pattern.
+    Text(String),
+}
+
+/// One condition of a rule: what was measured against what it was compared with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Criterion {
+    /// What was measured, such as `outbound_share` or `host_outbound_bytes_in_window`.
+    pub name: &'static str,
+    /// The measured value.
+    pub observed: CriterionValue,
+    /// The configured threshold or the expected value.
+    pub threshold: CriterionValue,
+}
+
+/// A file of the session as listed in an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertFile {
+    /// File name as the protocol carried it.
+    pub name: String,
+    /// `upload` (client → server) or `download` (server → client).
+    pub direction: &'static str,
+    /// True when the file's bytes went from the internal to the external endpoint.
+    pub outbound: bool,
+    /// Bytes transferred so far.
+    pub bytes: u64,
+    /// The transfer completed.
+    pub complete: bool,
+}
+
+/// `xfer.evidence`: everything a reader needs to see why the rule fired. Fields that do not
+/// apply to a rule are left out; a field has the same type and meaning under every rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// One sentence saying what happened, with the figures.
+    pub summary: String,
+    /// What the figures cover: `session`, `file`, `host`, `destination`, `connections`,
+    /// `filename` or `flow`.
+    pub scope: &'static str,
+    /// Session protocol (`ftp`, `ftps`, `smb`, `tftp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<&'static str>,
+    /// The internal endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal_ip: Option<std::net::IpAddr>,
+    /// The external endpoint's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_ip: Option<std::net::IpAddr>,
+    /// The external endpoint's port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_port: Option<u16>,
+    /// Session payload internal → external so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound_bytes: Option<u64>,
+    /// Session payload external → internal so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_bytes: Option<u64>,
+    /// outbound / (outbound + inbound), rounded to 4 decimals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound_share: Option<f64>,
+    /// First packet of the session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_start: Option<String>,
+    /// Packet time the figures were taken at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
+    /// For a closing record: when the rule first fired in this session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crossed_at: Option<String>,
+    /// Sliding window length, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_secs: Option<u64>,
+    /// Start of the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<String>,
+    /// End of the window (the packet time of the check).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<String>,
+    /// The internal host's outbound bytes to all external peers in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_window_bytes: Option<u64>,
+    /// The internal host's outbound bytes to this external address in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_window_bytes: Option<u64>,
+    /// Sessions counted in the window (repeated-connections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_count: Option<u64>,
+    /// Sessions involved, most recent last (bounded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+    /// The file the rule is about (suspicious-filename, or the file that alone crossed
+    /// transfer-size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Which filename patterns matched, e.g. `archive-extension:zip`, `random-stem:hex`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filename_patterns: Vec<String>,
+    /// Shannon entropy of the file-name stem, bits per character, rounded to 3 decimals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stem_entropy: Option<f64>,
+    /// Files of the session not listed in `xfer.files` (the list is bounded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_omitted: Option<u64>,
+    /// Mismatch rules: the protocol identified (`unknown` when nothing matched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_protocol: Option<&'static str>,
+    /// Mismatch rules: to-server label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_proto_ts: Option<&'static str>,
+    /// Mismatch rules: to-client label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_proto_tc: Option<&'static str>,
+    /// Mismatch rules: protocols the port policy lists for the server port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_protocols: Option<Vec<&'static str>>,
+    /// Mismatch rules: ports the port policy lists for the protocol found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_ports: Option<Vec<u16>>,
+    /// Mismatch rules: the server port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_port: Option<u16>,
+}
+
+/// `xfer` on an alert record (DESIGN §7).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct XferAlert {
+    /// Rule name (DESIGN §6); never changes meaning.
+    pub rule: &'static str,
+    /// `crossing` when a threshold was first crossed, `session-end` for the closing record of
+    /// a session that alerted.
+    pub phase: &'static str,
+    /// The transfer session the alert is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Each condition that held, with the observed value and the threshold.
+    pub criteria: Vec<Criterion>,
+    /// The facts behind the alert.
+    pub evidence: Evidence,
+    /// Files of the session (bounded; see `evidence.files_omitted`).
+    pub files: Vec<AlertFile>,
+    /// Zone of the client (`src_ip`).
+    pub src_zone: &'static str,
+    /// Zone of the server (`dest_ip`).
+    pub dest_zone: &'static str,
+    /// Which list put the client in its zone.
+    pub src_zone_source: &'static str,
+    /// Which list put the server in its zone.
+    pub dest_zone_source: &'static str,
+    /// Repeats of this rule and key that were suppressed since the last record for it.
+    pub suppressed_count: u64,
+    /// First occurrence of this series (rule and key) or, on a closing record, the crossing.
+    pub first_seen: String,
+    /// This occurrence.
+    pub last_seen: String,
+}
+
+/// An `alert` record: the header, the flow's labels and counters, and the detection.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRecord {
+    /// Common header (`event_type` = `alert`).
+    #[serde(flatten)]
+    pub header: Header,
+    /// Application protocol labels of the flow.
+    #[serde(flatten)]
+    pub app: AppProtoFields,
+    /// Suricata alert object.
+    pub alert: AlertObj,
+    /// Suricata flow object (the flow so far; `reason` is `active` while it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowObj>,
+    /// The detection.
+    pub xfer: XferAlert,
+}
