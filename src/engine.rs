@@ -9,12 +9,14 @@ use crossbeam_channel::Sender;
 use crate::app_proto::AppProto;
 use crate::capture::{Batch, FrameMeta, ReadStats};
 use crate::decode::Decoder;
+use crate::detect::{Alert, DetectSettings, Detector, MismatchRule, MismatchView};
 use crate::direction::Direction;
 use crate::flow::{EndReason, Flow, FlowLimits, FlowTable};
 use crate::identify::verdict::{self, PortException, PortPolicy, Verdict};
 use crate::identify::{Budget, Classifier, L4, Labels};
 use crate::output::eve::{
-    self, AppProtoFields, FlowObj, FlowRecord, Header, StatsBody, StatsRecord, XferFlow,
+    self, AlertRecord, AppProtoFields, DirIdentification, FlowObj, FlowRecord, Header,
+    Identification, StatsBody, StatsRecord, XferFlow,
 };
 use crate::output::{EventKind, OutMsg};
 use crate::time::Ts;
@@ -37,6 +39,8 @@ pub struct EngineSettings {
     pub budget: Budget,
     /// Port policy for mismatch verdicts.
     pub policy: PortPolicy,
+    /// Detection thresholds, suppression and allowlists.
+    pub detect: DetectSettings,
 }
 
 impl EngineSettings {
@@ -69,6 +73,7 @@ impl EngineSettings {
                     .map(|(net, proto, ports)| PortException { net, proto, ports })
                     .collect(),
             ),
+            detect: DetectSettings::from_config(cfg),
         }
     }
 }
@@ -138,86 +143,28 @@ fn app_fields(flow: &Flow<FlowApp>) -> AppProtoFields {
     }
 }
 
-/// The Suricata-compatible `alert` object for a mismatch verdict.
-fn alert_object(v: &Verdict) -> serde_json::Value {
-    let (sid, severity, signature) = match v {
-        Verdict::PortMismatch { .. } => (
-            9_100_001,
-            2,
-            "XFERWATCH file-transfer protocol on an unexpected port",
-        ),
-        Verdict::ExpectedProtocolAbsent { .. } => (
-            9_100_002,
-            2,
-            "XFERWATCH file-transfer port carrying another protocol",
-        ),
-        Verdict::DirectionDisagreement { .. } => (
-            9_100_003,
-            3,
-            "XFERWATCH flow directions speak different protocols",
-        ),
-    };
-    serde_json::json!({
-        "action": "allowed",
-        "gid": 1,
-        "signature_id": sid,
-        "rev": 1,
-        "signature": signature,
-        "category": "Protocol anomaly",
-        "severity": severity,
-        "metadata": {
-            "mitre_tactic_id": ["TA0011"],
-            "mitre_technique_id": ["T1071"],
-            "mitre_subtechnique_id": ["T1071.002"],
-            "detection_strategy": ["DET0416"],
-            "analytic": ["AN1173"],
-            "rule": [v.rule()],
-        }
-    })
-}
-
-/// What identification saw, per direction, so the alert explains itself.
-fn mismatch_evidence(cls: &Classifier, v: &Verdict, budget: &Budget) -> serde_json::Value {
+/// What the probes saw, per direction, for the alert's evidence.
+fn identification(cls: &Classifier, budget: &Budget) -> Identification {
     let dir = |d: Direction| {
         let ev = cls.evidence(d);
         let head = ev.head();
-        serde_json::json!({
-            "signature": ev.signature.map(|s| s.name),
-            "protocol": ev.signature.map(|s| s.proto.as_str()),
-            "offset": ev.signature.map(|s| s.offset),
-            "pcap_cnt": ev.pcap_cnt,
-            "bytes_probed": ev.bytes_probed,
-            "packets_probed": ev.packets_probed,
-            "first_bytes_hex": hex(head),
-            "first_bytes_text": printable(head),
-        })
-    };
-    let (expected_here, expected_ports) = match v {
-        Verdict::PortMismatch {
-            expected_here,
-            expected_ports,
-            ..
+        DirIdentification {
+            signature: ev.signature.map(|s| s.name),
+            protocol: ev.signature.map(|s| s.proto.as_str()),
+            offset: ev.signature.map(|s| s.offset),
+            pcap_cnt: ev.pcap_cnt,
+            bytes_probed: ev.bytes_probed,
+            packets_probed: ev.packets_probed,
+            first_bytes_hex: hex(head),
+            first_bytes_text: printable(head),
         }
-        | Verdict::ExpectedProtocolAbsent {
-            expected_here,
-            expected_ports,
-            ..
-        }
-        | Verdict::DirectionDisagreement {
-            expected_here,
-            expected_ports,
-            ..
-        } => (expected_here, expected_ports),
     };
-    serde_json::json!({
-        "explanation": v.to_string(),
-        "found": v.found().as_str(),
-        "expected_protocols_for_port": expected_here.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
-        "expected_ports_for_found": expected_ports,
-        "toserver": dir(Direction::ToServer),
-        "toclient": dir(Direction::ToClient),
-        "probe_budget": {"bytes": budget.max_bytes, "packets": budget.max_packets},
-    })
+    Identification {
+        toserver: dir(Direction::ToServer),
+        toclient: dir(Direction::ToClient),
+        budget_bytes: budget.max_bytes,
+        budget_packets: budget.max_packets,
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -242,183 +189,16 @@ fn printable(b: &[u8]) -> String {
         .collect()
 }
 
-/// Turns `{header, alert, app, flow, xfer}` into one flat EVE object in Suricata's order.
-fn flatten_alert(v: serde_json::Value) -> Option<Vec<u8>> {
-    let serde_json::Value::Object(mut parts) = v else {
-        return None;
-    };
-    let mut out = String::with_capacity(2048);
-    out.push('{');
-    let mut first = true;
-    let mut push = |k: &str, val: &serde_json::Value, out: &mut String| {
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        out.push_str(&serde_json::to_string(k).unwrap_or_default());
-        out.push(':');
-        out.push_str(&serde_json::to_string(val).unwrap_or_default());
-    };
-    for flat in ["header", "app"] {
-        if let Some(serde_json::Value::Object(m)) = parts.remove(flat) {
-            // `header` first, then `alert`, then the app fields, like Suricata.
-            for (k, val) in &m {
-                push(k, val, &mut out);
-            }
-        }
-        if flat == "header"
-            && let Some(a) = parts.remove("alert")
-        {
-            push("alert", &a, &mut out);
-        }
-    }
-    for k in ["flow", "xfer"] {
-        if let Some(val) = parts.remove(k) {
-            push(k, &val, &mut out);
-        }
-    }
-    out.push('}');
-    Some(out.into_bytes())
-}
-
-/// One worker's state.
-pub struct Engine {
+/// The engine's output side: settings, the detector and the writer channel. Kept apart
+/// from the flow table so a flow can be borrowed while alerts about it are written.
+struct Reporter {
     settings: EngineSettings,
-    decoder: Decoder,
-    flows: FlowTable<FlowApp>,
-    ended: Vec<(Flow<FlowApp>, EndReason)>,
+    detector: Detector,
+    alerts: Vec<Alert>,
     out: Sender<OutMsg>,
-    capture: ReadStats,
-    first_ts: Option<Ts>,
-    now: Ts,
-    last_stats: Ts,
 }
 
-impl Engine {
-    /// A worker that sends its records to `out`.
-    pub fn new(settings: EngineSettings, out: Sender<OutMsg>) -> Engine {
-        Engine {
-            decoder: Decoder::new(settings.max_fragments),
-            flows: FlowTable::new(settings.flow_limits.clone()),
-            ended: Vec::with_capacity(64),
-            out,
-            capture: ReadStats::default(),
-            first_ts: None,
-            now: Ts(0),
-            last_stats: Ts(0),
-            settings,
-        }
-    }
-
-    /// Processes every frame of a batch; `capture` is the reader's counters at send time.
-    pub fn process_batch(&mut self, batch: &Batch, capture: &ReadStats) {
-        self.capture.clone_from(capture);
-        for (meta, data) in batch.iter() {
-            self.packet(meta, data);
-        }
-    }
-
-    fn packet(&mut self, meta: &FrameMeta, data: &[u8]) {
-        let ts = meta.ts;
-        if self.first_ts.is_none() {
-            self.first_ts = Some(ts);
-            self.last_stats = ts;
-        }
-        // Capture files are not always in time order; the clock never runs backwards.
-        if ts > self.now {
-            self.now = ts;
-        }
-        let now = self.now;
-        self.flows.sweep(now, &mut self.ended);
-        if let Some(pkt) = self.decoder.decode(meta.linktype, data, meta.wire_len, ts) {
-            let hit = self.flows.lookup(&pkt, ts, meta.pcap_cnt, &mut self.ended);
-            let mut judge_now = false;
-            if let Some(flow) = self.flows.get_mut(hit.slot)
-                && let Some(chunk) = flow.update(hit.dir, &pkt, ts, meta.pcap_cnt)
-            {
-                let data = pkt.payload.get(chunk.start..chunk.end).unwrap_or_default();
-                let udp = pkt.proto == 17;
-                let (_, cport) = flow.client_endpoint();
-                let (_, sport) = flow.server_endpoint();
-                let app = &mut flow.app;
-                let cls = app.classifier.get_or_insert_with(|| {
-                    let l4 = match pkt.proto {
-                        6 => L4::Tcp,
-                        17 => L4::Udp,
-                        _ => L4::Other,
-                    };
-                    Classifier::new(l4, cport, sport)
-                });
-                // A hole breaks a TCP stream for the probes; a UDP datagram stands alone.
-                if cls.wants_more() && (udp || !chunk.gap) {
-                    cls.feed(hit.dir, data, meta.pcap_cnt, &self.settings.budget);
-                }
-                judge_now = !cls.wants_more() && !app.judged;
-            }
-            if judge_now {
-                self.judge(hit.slot, meta.pcap_cnt);
-            }
-        }
-        self.flush_ended();
-        if self.settings.stats_interval > 0
-            && now.since(self.last_stats)
-                >= self
-                    .settings
-                    .stats_interval
-                    .saturating_mul(Ts::NANOS_PER_SEC)
-        {
-            self.last_stats = now;
-            self.send_stats();
-        }
-    }
-
-    fn flush_ended(&mut self) {
-        if self.ended.is_empty() {
-            return;
-        }
-        let mut ended = std::mem::take(&mut self.ended);
-        for (mut flow, reason) in ended.drain(..) {
-            self.finish_flow(&mut flow, reason);
-        }
-        self.ended = ended;
-    }
-
-    /// Decides the mismatch verdict of the flow in `slot` once identification is done.
-    fn judge(&mut self, slot: u32, pcap_cnt: u64) {
-        let Some(flow) = self.flows.get_mut(slot) else {
-            return;
-        };
-        settle_orientation(flow);
-        flow.app.judged = true;
-        let Some(line) = Self::mismatch_alert(&self.settings, flow, pcap_cnt, "active") else {
-            return;
-        };
-        if let Some(flow) = self.flows.get_mut(slot) {
-            flow.app.alerted = true;
-        }
-        self.send(OutMsg::Line(EventKind::Alert, line));
-    }
-
-    fn finish_flow(&mut self, flow: &mut Flow<FlowApp>, reason: EndReason) {
-        if let Some(cls) = flow.app.classifier.as_mut() {
-            cls.finish();
-        }
-        if !flow.app.judged {
-            settle_orientation(flow);
-            flow.app.judged = true;
-            if let Some(line) =
-                Self::mismatch_alert(&self.settings, flow, flow.last_pcap_cnt, reason.as_str())
-            {
-                flow.app.alerted = true;
-                self.send(OutMsg::Line(EventKind::Alert, line));
-            }
-        }
-        let rec = Self::flow_record(&self.settings, flow, reason);
-        if let Ok(line) = serde_json::to_vec(&rec) {
-            self.send(OutMsg::Line(EventKind::Flow, line));
-        }
-    }
-
+impl Reporter {
     fn send(&self, msg: OutMsg) {
         // The writer outlives the workers; a send fails only if it died, and then there is
         // nowhere left to report to.
@@ -513,51 +293,234 @@ impl Engine {
         }
     }
 
-    /// Builds the EVE alert line for a mismatch verdict on `flow`, if one applies.
-    fn mismatch_alert(
-        settings: &EngineSettings,
-        flow: &Flow<FlowApp>,
-        pcap_cnt: u64,
-        reason: &'static str,
-    ) -> Option<Vec<u8>> {
-        let cls = flow.app.classifier.as_ref()?;
-        let labels = flow_labels(flow)?;
+    /// Runs the mismatch verdict of `flow` through the detector (allowlist, suppression)
+    /// and writes the alerts it returns. Returns true if any was written.
+    fn mismatch(&mut self, flow: &Flow<FlowApp>, pcap_cnt: u64, reason: &'static str) -> bool {
+        let Some(cls) = flow.app.classifier.as_ref() else {
+            return false;
+        };
+        let labels = cls.labels();
+        let (cip, cport) = flow.client_endpoint();
         let (sip, sport) = flow.server_endpoint();
-        let v = verdict::judge(
+        let Some(v) = verdict::judge(
             &labels,
             flow.app.expected.is_some(),
             sip,
             sport,
             flow.dirs[0].payload,
             flow.dirs[1].payload,
-            &settings.policy,
-        )?;
-        let mut rec = Self::flow_record(settings, flow, EndReason::Timeout);
-        rec.header.event_type = "alert";
-        rec.header.pcap_cnt = settings.replay.then_some(pcap_cnt);
-        rec.header.timestamp = flow.last.eve();
+            &self.settings.policy,
+        ) else {
+            return false;
+        };
+        let (rule, expected_here, expected_ports) = match &v {
+            Verdict::PortMismatch {
+                expected_here,
+                expected_ports,
+                ..
+            } => (MismatchRule::PortMismatch, expected_here, expected_ports),
+            Verdict::ExpectedProtocolAbsent {
+                expected_here,
+                expected_ports,
+                ..
+            } => (
+                MismatchRule::ExpectedProtocolAbsent,
+                expected_here,
+                expected_ports,
+            ),
+            Verdict::DirectionDisagreement {
+                expected_here,
+                expected_ports,
+                ..
+            } => (
+                MismatchRule::DirectionDisagreement,
+                expected_here,
+                expected_ports,
+            ),
+        };
+        let detail = v.to_string();
+        let view = MismatchView {
+            rule,
+            session_id: None,
+            client: (cip, cport),
+            server: (sip, sport),
+            src_zone: self.settings.zones.classify(cip),
+            dest_zone: self.settings.zones.classify(sip),
+            found: v.found(),
+            app_proto_ts: labels.ts,
+            app_proto_tc: labels.tc,
+            expected_protocols: expected_here,
+            expected_ports,
+            detail: &detail,
+            now: flow.last,
+        };
+        let mut alerts = std::mem::take(&mut self.alerts);
+        self.detector.on_mismatch(&view, &mut alerts);
+        let wrote = !alerts.is_empty();
+        let ident = identification(cls, &self.settings.budget);
+        for mut a in alerts.drain(..) {
+            a.xfer.evidence.identification = Some(ident.clone());
+            self.write_alert(flow, a, pcap_cnt, reason);
+        }
+        self.alerts = alerts;
+        wrote
+    }
+
+    /// Wraps a detector alert about `flow` into an EVE alert record and sends it.
+    fn write_alert(&self, flow: &Flow<FlowApp>, a: Alert, pcap_cnt: u64, reason: &'static str) {
+        let mut rec = Self::flow_record(&self.settings, flow, EndReason::Timeout);
+        let mut header = rec.header;
+        header.event_type = "alert";
+        header.timestamp = a.ts.eve();
+        header.pcap_cnt = self.settings.replay.then_some(pcap_cnt);
         rec.flow.reason = reason;
         rec.flow.alerted = true;
-        let evidence = mismatch_evidence(cls, &v, &settings.budget);
-        let alert = serde_json::json!({
-            "header": rec.header,
-            "alert": alert_object(&v),
-            "app": rec.app,
-            "flow": rec.flow,
-            "xfer": {
-                "rule": v.rule(),
-                "session_id": null,
-                "criteria": [{"name": "verdict", "observed": v.found().as_str(), "threshold": v.to_string()}],
-                "evidence": evidence,
-                "files": [],
-                "src_zone": rec.xfer.src_zone,
-                "dest_zone": rec.xfer.dest_zone,
-                "src_zone_source": rec.xfer.src_zone_source,
-                "dest_zone_source": rec.xfer.dest_zone_source,
-                "suppressed_count": 0,
+        let record = AlertRecord {
+            header,
+            app: rec.app,
+            alert: a.alert,
+            flow: Some(rec.flow),
+            xfer: a.xfer,
+        };
+        if let Ok(line) = serde_json::to_vec(&record) {
+            self.send(OutMsg::Line(EventKind::Alert, line));
+        }
+    }
+}
+
+/// One worker's state.
+pub struct Engine {
+    rep: Reporter,
+    decoder: Decoder,
+    flows: FlowTable<FlowApp>,
+    ended: Vec<(Flow<FlowApp>, EndReason)>,
+    capture: ReadStats,
+    first_ts: Option<Ts>,
+    now: Ts,
+    last_stats: Ts,
+}
+
+impl Engine {
+    /// A worker that sends its records to `out`.
+    pub fn new(settings: EngineSettings, out: Sender<OutMsg>) -> Engine {
+        Engine {
+            decoder: Decoder::new(settings.max_fragments),
+            flows: FlowTable::new(settings.flow_limits.clone()),
+            ended: Vec::with_capacity(64),
+            capture: ReadStats::default(),
+            first_ts: None,
+            now: Ts(0),
+            last_stats: Ts(0),
+            rep: Reporter {
+                detector: Detector::new(settings.detect.clone()),
+                alerts: Vec::new(),
+                out,
+                settings,
+            },
+        }
+    }
+
+    /// Processes every frame of a batch; `capture` is the reader's counters at send time.
+    pub fn process_batch(&mut self, batch: &Batch, capture: &ReadStats) {
+        self.capture.clone_from(capture);
+        for (meta, data) in batch.iter() {
+            self.packet(meta, data);
+        }
+    }
+
+    fn packet(&mut self, meta: &FrameMeta, data: &[u8]) {
+        let ts = meta.ts;
+        if self.first_ts.is_none() {
+            self.first_ts = Some(ts);
+            self.last_stats = ts;
+        }
+        // Capture files are not always in time order; the clock never runs backwards.
+        if ts > self.now {
+            self.now = ts;
+        }
+        let now = self.now;
+        self.flows.sweep(now, &mut self.ended);
+        if let Some(pkt) = self.decoder.decode(meta.linktype, data, meta.wire_len, ts) {
+            let hit = self.flows.lookup(&pkt, ts, meta.pcap_cnt, &mut self.ended);
+            let mut judge_now = false;
+            if let Some(flow) = self.flows.get_mut(hit.slot)
+                && let Some(chunk) = flow.update(hit.dir, &pkt, ts, meta.pcap_cnt)
+            {
+                let data = pkt.payload.get(chunk.start..chunk.end).unwrap_or_default();
+                let udp = pkt.proto == 17;
+                let (_, cport) = flow.client_endpoint();
+                let (_, sport) = flow.server_endpoint();
+                let app = &mut flow.app;
+                let cls = app.classifier.get_or_insert_with(|| {
+                    let l4 = match pkt.proto {
+                        6 => L4::Tcp,
+                        17 => L4::Udp,
+                        _ => L4::Other,
+                    };
+                    Classifier::new(l4, cport, sport)
+                });
+                // A hole breaks a TCP stream for the probes; a UDP datagram stands alone.
+                if cls.wants_more() && (udp || !chunk.gap) {
+                    cls.feed(hit.dir, data, meta.pcap_cnt, &self.rep.settings.budget);
+                }
+                judge_now = !cls.wants_more() && !app.judged;
             }
-        });
-        flatten_alert(alert)
+            if judge_now {
+                self.judge(hit.slot, meta.pcap_cnt);
+            }
+        }
+        self.flush_ended();
+        if self.rep.settings.stats_interval > 0
+            && now.since(self.last_stats)
+                >= self
+                    .rep
+                    .settings
+                    .stats_interval
+                    .saturating_mul(Ts::NANOS_PER_SEC)
+        {
+            self.last_stats = now;
+            self.send_stats();
+        }
+    }
+
+    fn flush_ended(&mut self) {
+        if self.ended.is_empty() {
+            return;
+        }
+        let mut ended = std::mem::take(&mut self.ended);
+        for (mut flow, reason) in ended.drain(..) {
+            self.finish_flow(&mut flow, reason);
+        }
+        self.ended = ended;
+    }
+
+    /// Decides the mismatch verdict of the flow in `slot` once identification is done.
+    fn judge(&mut self, slot: u32, pcap_cnt: u64) {
+        let Some(flow) = self.flows.get_mut(slot) else {
+            return;
+        };
+        settle_orientation(flow);
+        flow.app.judged = true;
+        if self.rep.mismatch(flow, pcap_cnt, "active") {
+            flow.app.alerted = true;
+        }
+    }
+
+    fn finish_flow(&mut self, flow: &mut Flow<FlowApp>, reason: EndReason) {
+        if let Some(cls) = flow.app.classifier.as_mut() {
+            cls.finish();
+        }
+        if !flow.app.judged {
+            settle_orientation(flow);
+            flow.app.judged = true;
+            if self.rep.mismatch(flow, flow.last_pcap_cnt, reason.as_str()) {
+                flow.app.alerted = true;
+            }
+        }
+        let rec = Reporter::flow_record(&self.rep.settings, flow, reason);
+        if let Ok(line) = serde_json::to_vec(&rec) {
+            self.rep.send(OutMsg::Line(EventKind::Flow, line));
+        }
     }
 
     fn stats_record(&self) -> StatsRecord {
@@ -571,13 +534,14 @@ impl Engine {
                 capture: self.capture.clone(),
                 decoder: self.decoder.stats.clone(),
                 flow: self.flows.stats.clone(),
+                detect: self.rep.detector.stats().clone(),
                 output: Default::default(),
             },
         }
     }
 
     fn send_stats(&self) {
-        self.send(OutMsg::Stats(Box::new(self.stats_record())));
+        self.rep.send(OutMsg::Stats(Box::new(self.stats_record())));
     }
 
     /// Ends every flow with `reason`, then writes the final stats record.
@@ -586,6 +550,6 @@ impl Engine {
         self.flows.drain(reason, &mut self.ended);
         self.flush_ended();
         self.send_stats();
-        self.send(OutMsg::Flush);
+        self.rep.send(OutMsg::Flush);
     }
 }

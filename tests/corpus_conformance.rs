@@ -6,7 +6,12 @@
 //! Labels outside our vocabulary (NetBIOS, LLMNR, DHCP, QUIC …) are `unknown` to us by
 //! contract (DESIGN §4), so a witness naming one of them agrees with our `unknown`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // test code
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test code
 
 mod common;
 
@@ -80,7 +85,10 @@ fn comparable(ours: &str, witness: &str) -> bool {
 
 fn endpoint(s: &str) -> (String, u64) {
     let (ip, port) = s.rsplit_once(':').unwrap();
-    (ip.trim_start_matches('[').trim_end_matches(']').to_string(), port.parse().unwrap())
+    (
+        ip.trim_start_matches('[').trim_end_matches(']').to_string(),
+        port.parse().unwrap(),
+    )
 }
 
 #[test]
@@ -95,15 +103,27 @@ fn corpus_labels_agree_or_are_explained() {
         let cols: Vec<String> = line.split('\t').map(str::to_string).collect();
         by_file.entry(cols[0].clone()).or_default().push(cols);
     }
-    let explained_text = std::fs::read_to_string(common::root().join("tests/corpus/explained.tsv")).unwrap();
+    let explained_text =
+        std::fs::read_to_string(common::root().join("tests/corpus/explained.tsv")).unwrap();
     let mut explained: HashMap<(String, String), (String, String)> = HashMap::new();
-    for line in explained_text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in explained_text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let c: Vec<&str> = line.splitn(4, '\t').collect();
-        assert_eq!(c.len(), 4, "explained.tsv line needs file, flow, our label, reason: {line}");
-        explained.insert((c[0].to_string(), c[1].to_string()), (c[2].to_string(), c[3].to_string()));
+        assert_eq!(
+            c.len(),
+            4,
+            "explained.tsv line needs file, flow, our label, reason: {line}"
+        );
+        explained.insert(
+            (c[0].to_string(), c[1].to_string()),
+            (c[2].to_string(), c[3].to_string()),
+        );
     }
 
-    let mut report = String::from("file\tflow\tl4\tclient\tserver\tours\ttshark\tndpi\tstatus\treason\n");
+    let mut report =
+        String::from("file\tflow\tl4\tclient\tserver\tours\ttshark\tndpi\tstatus\treason\n");
     let mut problems = Vec::new();
     let mut used = std::collections::HashSet::new();
     let (mut total, mut agree) = (0, 0);
@@ -119,12 +139,19 @@ fn corpus_labels_agree_or_are_explained() {
             total += 1;
             let (cip, cport) = endpoint(client);
             let (sip, sport) = endpoint(server);
-            let has_payload = r[6].parse::<u64>().unwrap_or(0) + r[7].parse::<u64>().unwrap_or(0) > 0;
+            let has_payload =
+                r[6].parse::<u64>().unwrap_or(0) + r[7].parse::<u64>().unwrap_or(0) > 0;
             let proto = if l4 == "TCP" { "TCP" } else { "UDP" };
             let found = flows.iter().find(|f| {
                 f["proto"] == proto
-                    && ((f["src_ip"] == cip.as_str() && f["src_port"] == cport && f["dest_ip"] == sip.as_str() && f["dest_port"] == sport)
-                        || (f["src_ip"] == sip.as_str() && f["src_port"] == sport && f["dest_ip"] == cip.as_str() && f["dest_port"] == cport))
+                    && ((f["src_ip"] == cip.as_str()
+                        && f["src_port"] == cport
+                        && f["dest_ip"] == sip.as_str()
+                        && f["dest_port"] == sport)
+                        || (f["src_ip"] == sip.as_str()
+                            && f["src_port"] == sport
+                            && f["dest_ip"] == cip.as_str()
+                            && f["dest_port"] == cport))
             });
             let ours = match found {
                 Some(f) => f["app_proto"].as_str().unwrap_or("none").to_string(),
@@ -137,7 +164,9 @@ fn corpus_labels_agree_or_are_explained() {
             let (status, reason) = if agrees {
                 agree += 1;
                 if explained.contains_key(&key) {
-                    problems.push(format!("stale explanation (now agrees): {file} flow {flow_no}"));
+                    problems.push(format!(
+                        "stale explanation (now agrees): {file} flow {flow_no}"
+                    ));
                 }
                 ("agree", String::new())
             } else {
@@ -161,20 +190,36 @@ fn corpus_labels_agree_or_are_explained() {
                     }
                 }
             };
-            let _ = writeln!(report, "{file}\t{flow_no}\t{l4}\t{client}\t{server}\t{ours}\t{tshark}\t{ndpi}\t{status}\t{reason}");
+            let _ = writeln!(
+                report,
+                "{file}\t{flow_no}\t{l4}\t{client}\t{server}\t{ours}\t{tshark}\t{ndpi}\t{status}\t{reason}"
+            );
         }
     }
     for key in explained.keys() {
         if !used.contains(key) && !problems.iter().any(|p| p.contains(&key.0)) {
-            let still_listed = by_file.get(&key.0).is_some_and(|rows| rows.iter().any(|r| r[1] == key.1));
+            let still_listed = by_file
+                .get(&key.0)
+                .is_some_and(|rows| rows.iter().any(|r| r[1] == key.1));
             if !still_listed {
-                problems.push(format!("explained.tsv names a flow not in the ground truth: {} flow {}", key.0, key.1));
+                problems.push(format!(
+                    "explained.tsv names a flow not in the ground truth: {} flow {}",
+                    key.0, key.1
+                ));
             }
         }
     }
     let out = common::root().join("target/corpus-report.tsv");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, &report).unwrap();
-    eprintln!("corpus_conformance: {total} flows, {agree} agree with both witnesses, report in {}", out.display());
-    assert!(problems.is_empty(), "{} conformance problems:\n{}", problems.len(), problems.join("\n"));
+    eprintln!(
+        "corpus_conformance: {total} flows, {agree} agree with both witnesses, report in {}",
+        out.display()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} conformance problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

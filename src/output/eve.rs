@@ -154,6 +154,8 @@ pub struct StatsBody {
     pub decoder: DecodeStats,
     /// Flow-table counters.
     pub flow: FlowStats,
+    /// Detection counters.
+    pub detect: crate::detect::DetectStats,
     /// Writer counters (filled in by the writer thread).
     pub output: OutputStats,
 }
@@ -347,6 +349,44 @@ pub struct Evidence {
     /// Mismatch rules: the server port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_port: Option<u16>,
+    /// Mismatch rules: what identification saw in each direction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identification: Option<Identification>,
+}
+
+/// What the probes saw in both directions of a flow, so a mismatch alert explains itself
+/// without the capture.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Identification {
+    /// Client → server.
+    pub toserver: DirIdentification,
+    /// Server → client.
+    pub toclient: DirIdentification,
+    /// Payload bytes probed per direction at most.
+    pub budget_bytes: usize,
+    /// Payload packets probed per direction at most.
+    pub budget_packets: u32,
+}
+
+/// One direction's identification evidence.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DirIdentification {
+    /// Signature that matched (e.g. `smb2-header`), if any.
+    pub signature: Option<&'static str>,
+    /// Protocol the signature proves.
+    pub protocol: Option<&'static str>,
+    /// Offset of the match in the direction's stream.
+    pub offset: Option<usize>,
+    /// Frame number of the packet that completed the match (replay).
+    pub pcap_cnt: Option<u64>,
+    /// Payload bytes given to the probes.
+    pub bytes_probed: u32,
+    /// Payload packets given to the probes.
+    pub packets_probed: u32,
+    /// The first bytes of the direction, hex.
+    pub first_bytes_hex: String,
+    /// The same bytes as text, unprintable bytes as `.`.
+    pub first_bytes_text: String,
 }
 
 /// `xfer` on an alert record (DESIGN §7).
