@@ -12,6 +12,8 @@
 //! * [`decode`] turns a frame into a borrowed [`decode::Packet`] view; malformed input is
 //!   counted, never an error.
 //! * [`flow`] keeps the bounded flow table, byte accounting and TCP state on packet time.
+//! * [`proto`] parses FTP control, TFTP and SMB into events and per-flow state.
+//! * [`session`] links data flows to their control session (expectation table).
 //! * [`output`] writes EVE JSON lines.
 //!
 //! The contract for untrusted bytes: nothing here panics, indexes unchecked or trusts a
@@ -27,5 +29,7 @@ pub mod engine;
 pub mod flow;
 pub mod output;
 pub mod pipeline;
+pub mod proto;
+pub mod session;
 pub mod time;
 pub mod zones;
