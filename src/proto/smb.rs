@@ -1377,6 +1377,8 @@ impl State {
                     _ => (None, u32::MAX, 0),
                 };
                 let mut tx = self.tx(cmd2::name(h.command), h.status, session_id, tree_id);
+                let tree = self.trees.get(&(session_id, tree_id)).cloned();
+                tx.share = tree.as_ref().map(|t| t.share.clone());
                 tx.filename.clone_from(&name);
                 tx.disposition = disposition_name(disposition);
                 let delete_on_close = options & 0x1000 != 0;
@@ -1394,8 +1396,10 @@ impl State {
                     let attrs = le32(body, 56).unwrap_or(0);
                     let action = le32(body, 4).unwrap_or(0);
                     let size = le64(body, 48);
-                    let tree = self.trees.get(&(session_id, tree_id)).cloned();
-                    let kind = if tree.as_ref().is_some_and(|t| t.kind == ShareKind::Pipe) {
+                    let kind = if tree.as_ref().map_or_else(
+                        || name.as_deref().is_some_and(well_known_pipe),
+                        |t| t.kind == ShareKind::Pipe,
+                    ) {
                         FileKind::Pipe
                     } else if attrs & 0x10 != 0 {
                         FileKind::Directory
@@ -1414,7 +1418,6 @@ impl State {
                     tx.size = size;
                     tx.fuid = Some(key.fuid());
                     tx.kind = Some(kind);
-                    tx.share.clone_from(&open.share);
                     self.open_file(open, out);
                 }
                 out.push(SmbEvent::Transaction(Box::new(tx)));
@@ -1924,6 +1927,8 @@ impl State {
                     _ => (None, u32::MAX, 0),
                 };
                 let mut tx = self.tx(name, c.status, session_id, tree_id);
+                let tree = self.trees.get(&(0, tree_id)).cloned();
+                tx.share = tree.as_ref().map(|t| t.share.clone());
                 tx.filename.clone_from(&fname);
                 tx.disposition = disposition_name(disposition);
                 let delete_on_close = options & 0x1000 != 0;
@@ -1938,10 +1943,11 @@ impl State {
                     let size = le64(words, 55);
                     let resource = le16(words, 63).unwrap_or(0);
                     let is_dir = words.get(67).is_some_and(|d| *d != 0);
-                    let tree = self.trees.get(&(0, tree_id)).cloned();
                     let kind = if matches!(resource, 1 | 2)
-                        || tree.as_ref().is_some_and(|t| t.kind == ShareKind::Pipe)
-                    {
+                        || tree.as_ref().map_or_else(
+                            || fname.as_deref().is_some_and(well_known_pipe),
+                            |t| t.kind == ShareKind::Pipe,
+                        ) {
                         FileKind::Pipe
                     } else if is_dir {
                         FileKind::Directory
@@ -1960,7 +1966,6 @@ impl State {
                     tx.size = size;
                     tx.fuid = Some(key.fuid());
                     tx.kind = Some(kind);
-                    tx.share.clone_from(&open.share);
                     self.open_file(open, out);
                 }
                 out.push(SmbEvent::Transaction(Box::new(tx)));
@@ -2031,6 +2036,35 @@ struct Open {
     created: bool,
     delete_on_close: bool,
     size: Option<u64>,
+}
+
+/// Named pipes of common RPC services: when the tree connect was not seen (capture picked
+/// up midstream), an open of one of these names is still a pipe, not a file.
+fn well_known_pipe(name: &str) -> bool {
+    const PIPES: &[&str] = &[
+        "atsvc",
+        "browser",
+        "epmapper",
+        "eventlog",
+        "initshutdown",
+        "lsarpc",
+        "lsass",
+        "netdfs",
+        "netlogon",
+        "ntsvcs",
+        "samr",
+        "spoolss",
+        "srvsvc",
+        "svcctl",
+        "winreg",
+        "wkssvc",
+    ];
+    let n = name.trim_start_matches('\\');
+    let n = n
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("pipe\\"))
+        .map_or(n, |_| n.get(5..).unwrap_or_default());
+    PIPES.iter().any(|p| p.eq_ignore_ascii_case(n))
 }
 
 /// SMB 3.1.1: whether the negotiate contexts carry an encryption cipher.
@@ -2609,6 +2643,34 @@ mod tests {
         // Pipe traffic is not file traffic.
         assert_eq!((s.file_bytes_written, c.files()[0].bytes_written), (0, 72));
         assert_eq!(s.trees[0].kind, ShareKind::Pipe);
+    }
+
+    #[test]
+    fn midstream_pipe_open_is_a_pipe() {
+        // No tree connect seen: a well-known RPC pipe name still opens a pipe.
+        let mut c = SmbConnection::new(SmbConfig::default());
+        feed_all(
+            &mut c,
+            &[
+                (C, pdu(&[M2::req(5, 3).body(create_req("atsvc", 1, 0))])),
+                (
+                    S,
+                    pdu(&[M2::resp(5, 3).body(create_resp(fid(2), 1, 0x80, 0))]),
+                ),
+                (
+                    C,
+                    pdu(&[M2::req(5, 4).body(create_req("report.atsvc", 1, 0))]),
+                ),
+                (
+                    S,
+                    pdu(&[M2::resp(5, 4).body(create_resp(fid(3), 1, 0x80, 0))]),
+                ),
+            ],
+        );
+        assert_eq!(c.files()[0].kind, FileKind::Pipe);
+        assert_eq!(c.files()[1].kind, FileKind::File);
+        assert!(well_known_pipe("\\PIPE\\srvsvc") && well_known_pipe("\\lsarpc"));
+        assert!(!well_known_pipe("pipe") && !well_known_pipe(""));
     }
 
     #[test]
