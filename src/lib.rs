@@ -16,6 +16,8 @@
 //!   explainable alerts, on packet time (docs/detections.md).
 //! * [`detect`] turns session byte counts, file names and protocol mismatches into
 //! * [`identify`] names each flow's application protocol from its first payload bytes
+//! * [`proto`] parses FTP control, TFTP and SMB into events and per-flow state.
+//! * [`session`] links data flows to their control session (expectation table).
 //! * [`output`] writes EVE JSON lines.
 //!
 //! The contract for untrusted bytes: nothing here panics, indexes unchecked or trusts a
@@ -34,5 +36,7 @@ pub mod flow;
 pub mod identify;
 pub mod output;
 pub mod pipeline;
+pub mod proto;
+pub mod session;
 pub mod time;
 pub mod zones;
