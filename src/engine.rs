@@ -16,9 +16,16 @@ use crate::identify::verdict::{self, PortException, PortPolicy, Verdict};
 use crate::identify::{Budget, Classifier, L4, Labels};
 use crate::output::eve::{
     self, AlertRecord, AppProtoFields, DirIdentification, FlowObj, FlowRecord, Header,
-    Identification, StatsBody, StatsRecord, XferFlow,
+    Identification, SessionRecord, SessionXfer, StatsBody, StatsRecord, TxRecord, XferFlow,
+    XferRef,
 };
 use crate::output::{EventKind, OutMsg};
+use crate::proto::Endpoint;
+use crate::proto::ftp::{FtpConfig, FtpControl, FtpEvent};
+use crate::proto::smb::{SmbConfig, SmbConnection, SmbEvent};
+use crate::proto::tftp::{RequestKind, TftpTransfer};
+use crate::session::expect::Expectation;
+use crate::session::{FlowRole, MainFlow, Parser, SessionId, SessionLimits, SessionTable};
 use crate::time::Ts;
 use crate::zones::{Zone, Zones};
 
@@ -41,6 +48,8 @@ pub struct EngineSettings {
     pub policy: PortPolicy,
     /// Detection thresholds, suppression and allowlists.
     pub detect: DetectSettings,
+    /// Session and expectation caps.
+    pub session_limits: SessionLimits,
 }
 
 impl EngineSettings {
@@ -74,6 +83,12 @@ impl EngineSettings {
                     .collect(),
             ),
             detect: DetectSettings::from_config(cfg),
+            session_limits: SessionLimits {
+                max_sessions: cfg.sessions.max_sessions.as_usize(),
+                max_expectations: cfg.sessions.max_expectations.as_usize(),
+                expectation_ttl: u64::from(cfg.sessions.expectation_timeout.get()),
+                max_files: cfg.sessions.max_files.as_usize(),
+            },
         }
     }
 }
@@ -89,6 +104,12 @@ pub struct FlowApp {
     alerted: bool,
     /// The label an expectation assigned (linked data channel).
     expected: Option<AppProto>,
+    /// Session this flow belongs to, and its part in it.
+    session: Option<(SessionId, FlowRole)>,
+    /// Direction whose payload is outbound (internal → external), when the flow crosses.
+    outbound_dir: Option<Direction>,
+    /// Host-pair links (FTPS data) are not certain.
+    link_confidence: Option<f64>,
 }
 
 /// If the matched bytes prove the heuristic picked the wrong client (a midstream pickup),
@@ -289,6 +310,9 @@ impl Reporter {
                 src_zone_source: cz.source,
                 dest_zone_source: sz.source,
                 session_id: None,
+                command: None,
+                filename: None,
+                link_confidence: None,
             },
         }
     }
@@ -388,12 +412,597 @@ impl Reporter {
     }
 }
 
+/// Feeds identification; returns true when the verdict can be decided now.
+fn identify(
+    flow: &mut Flow<FlowApp>,
+    dir: Direction,
+    bytes: &[u8],
+    gap: bool,
+    proto: u8,
+    pcap_cnt: u64,
+    budget: &Budget,
+) -> bool {
+    let (_, cport) = flow.client_endpoint();
+    let (_, sport) = flow.server_endpoint();
+    let app = &mut flow.app;
+    let cls = app.classifier.get_or_insert_with(|| {
+        let l4 = match proto {
+            6 => L4::Tcp,
+            17 => L4::Udp,
+            _ => L4::Other,
+        };
+        Classifier::new(l4, cport, sport)
+    });
+    // A hole breaks a TCP stream for the probes; a UDP datagram stands alone.
+    if cls.wants_more() && (proto == 17 || !gap) {
+        cls.feed(dir, bytes, pcap_cnt, budget);
+    }
+    !cls.wants_more() && !app.judged
+}
+
+/// The direction of `flow` whose payload is outbound, when it crosses the boundary.
+fn outbound_dir(settings: &EngineSettings, flow: &Flow<FlowApp>) -> Option<Direction> {
+    let c = settings.zones.zone(flow.client_endpoint().0);
+    let s = settings.zones.zone(flow.server_endpoint().0);
+    match (c, s) {
+        (Zone::Internal, Zone::External) => Some(Direction::ToServer),
+        (Zone::External, Zone::Internal) => Some(Direction::ToClient),
+        _ => None,
+    }
+}
+
+/// The session protocol a flow's identification evidence proves, if any.
+fn session_kind(cls: &Classifier) -> Option<AppProto> {
+    let labels = cls.labels();
+    if labels.orig == Some(AppProto::Ftp) || labels.app_proto == AppProto::Ftps {
+        return Some(AppProto::Ftps);
+    }
+    let mut kind = None;
+    for d in [Direction::ToServer, Direction::ToClient] {
+        let Some(sig) = cls.evidence(d).signature else {
+            continue;
+        };
+        match sig.proto {
+            AppProto::Smb | AppProto::Tftp => return Some(sig.proto),
+            // FTP commands alone may be another protocol's: wait for the reply.
+            AppProto::Ftp if !sig.needs_peer || labels.app_proto == AppProto::Ftp => {
+                kind = Some(AppProto::Ftp)
+            }
+            AppProto::Ftps => return Some(AppProto::Ftps),
+            _ => {}
+        }
+    }
+    kind
+}
+
+/// Starts a session when identification has just named a session protocol; `bytes` is the
+/// chunk that did it, which the new parser also sees.
+fn start_session(
+    sessions: &mut SessionTable,
+    settings: &EngineSettings,
+    flow: &mut Flow<FlowApp>,
+    bytes: &[u8],
+    (dir, grown): (Direction, u64),
+    ts: Ts,
+) {
+    let Some(kind) = flow.app.classifier.as_ref().and_then(session_kind) else {
+        return;
+    };
+    let client = flow.client_endpoint();
+    let server = flow.server_endpoint();
+    let parser = match kind {
+        AppProto::Ftp => Parser::Ftp(Box::new(FtpControl::new(
+            FtpConfig::default(),
+            client.0,
+            server.0,
+        ))),
+        AppProto::Smb => Parser::Smb(Box::new(SmbConnection::new(SmbConfig::default()))),
+        AppProto::Tftp => match TftpTransfer::new(bytes) {
+            Some(t) => Parser::Tftp(Box::new(t)),
+            None => return,
+        },
+        _ => Parser::None,
+    };
+    let zones = (
+        settings.zones.classify(client.0),
+        settings.zones.classify(server.0),
+    );
+    let main = MainFlow {
+        flow_id: flow.flow_id,
+        proto: flow.key.proto,
+        vlan: flow.key.vlan,
+    };
+    let Some(sid) = sessions.create(kind, client, server, zones, main, parser, flow.start) else {
+        return;
+    };
+    flow.app.session = Some((sid, FlowRole::Main));
+    flow.app.outbound_dir = outbound_dir(settings, flow);
+    let Some(s) = sessions.get_mut(sid) else {
+        return;
+    };
+    // The bytes before this packet were probed, not parsed: count them now (this packet's
+    // growth is counted by the session step that follows).
+    let (mut ts_b, mut tc_b) = (flow.dirs[0].payload, flow.dirs[1].payload);
+    match dir {
+        Direction::ToServer => ts_b = ts_b.saturating_sub(grown),
+        Direction::ToClient => tc_b = tc_b.saturating_sub(grown),
+    }
+    let (out_b, in_b) = match flow.app.outbound_dir {
+        Some(Direction::ToServer) => (ts_b, tc_b),
+        Some(Direction::ToClient) => (tc_b, ts_b),
+        None => (0, 0),
+    };
+    s.outbound += out_b;
+    s.inbound += in_b;
+    s.carried_payload = ts_b + tc_b > 0;
+    // TFTP's request is all the main flow carries: its bytes went to the probe above.
+    if let Parser::Tftp(t) = &s.parser {
+        let (direction, command) = match t.kind() {
+            RequestKind::Write => (crate::proto::TransferDirection::Upload, "WRQ"),
+            RequestKind::Read => (crate::proto::TransferDirection::Download, "RRQ"),
+        };
+        let name = t.file().to_string();
+        s.files.push(crate::session::FileEntry {
+            name,
+            direction,
+            command,
+            bytes: 0,
+            complete: false,
+            kind: None,
+            flow_id: None,
+            judged: false,
+        });
+        // The transfer comes from the server's new port to the client's port.
+        let exp = Expectation {
+            proto: AppProto::TftpData,
+            l4: 17,
+            listener: client.0,
+            port: client.1,
+            peer: Some(server.0),
+            peer_port: None,
+            reversible: true,
+            session_id: sid,
+            purpose: command,
+            tag: 0,
+        };
+        sessions.expect.insert(exp, ts);
+    }
+}
+
+/// Links a TLS flow to a live FTPS control session between the same hosts.
+fn link_ftps_data(
+    sessions: &mut SessionTable,
+    settings: &EngineSettings,
+    flow: &mut Flow<FlowApp>,
+) {
+    if flow.app.session.is_some() || flow.app.expected.is_some() || flow.key.proto != 6 {
+        return;
+    }
+    let Some(labels) = flow.app.classifier.as_ref().map(Classifier::labels) else {
+        return;
+    };
+    if labels.app_proto != AppProto::Tls {
+        return;
+    }
+    let (cip, cport) = flow.client_endpoint();
+    let (sip, sport) = flow.server_endpoint();
+    let Some(sid) = sessions.ftps_between(cip, sip) else {
+        return;
+    };
+    let Some(s) = sessions.get(sid) else {
+        return;
+    };
+    // The control connection itself, or another port of the control server below 1024,
+    // is not a data channel.
+    if (cport, sport) == (s.client.1, s.server.1) || (sport < 1024 && sport != 989 && cport < 1024)
+    {
+        return;
+    }
+    // 989 is the FTPS data port; other dynamic ports only share the host pair.
+    let confidence = if sport == 989 || cport == 989 {
+        0.95
+    } else {
+        0.8
+    };
+    flow.app.expected = Some(AppProto::FtpsData);
+    flow.app.session = Some((sid, FlowRole::Data));
+    flow.app.outbound_dir = outbound_dir(settings, flow);
+    flow.app.link_confidence = Some(confidence);
+    let (ts_b, tc_b) = (flow.dirs[0].payload, flow.dirs[1].payload);
+    let (out_b, in_b) = match flow.app.outbound_dir {
+        Some(Direction::ToServer) => (ts_b, tc_b),
+        Some(Direction::ToClient) => (tc_b, ts_b),
+        None => (0, 0),
+    };
+    if let Some(s) = sessions.get_mut(sid) {
+        s.add_data_channel(flow.flow_id);
+        s.data_bytes(flow.flow_id, ts_b + tc_b);
+        s.outbound += out_b;
+        s.inbound += in_b;
+        s.carried_payload |= ts_b + tc_b > 0;
+    }
+    sessions.stats.linked_by_host_pair += 1;
+}
+
+/// Outbound growth between two detector checks of a session.
+const CHECK_EVERY_BYTES: u64 = 64 * 1024;
+
+/// The session side of the engine, borrowed alongside one flow.
+struct SessionCtx<'a> {
+    sessions: &'a mut SessionTable,
+    rep: &'a mut Reporter,
+    ftp_events: &'a mut Vec<FtpEvent>,
+    smb_events: &'a mut Vec<SmbEvent>,
+}
+
+impl SessionCtx<'_> {
+    /// One packet of a flow that belongs to a session.
+    fn packet(
+        &mut self,
+        flow: &mut Flow<FlowApp>,
+        dir: Direction,
+        data: Option<(&[u8], bool)>,
+        grown: u64,
+        ts: Ts,
+        pcap_cnt: u64,
+    ) {
+        let Some((sid, role)) = flow.app.session else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        if ts > s.last_ts {
+            s.last_ts = ts;
+        }
+        let first_payload = grown > 0 && !s.carried_payload;
+        if grown > 0 {
+            s.carried_payload = true;
+            match flow.app.outbound_dir {
+                Some(d) if d == dir => s.outbound += grown,
+                Some(_) => s.inbound += grown,
+                None => {}
+            }
+        }
+        let mut new_files: Vec<usize> = Vec::new();
+        match (role, data) {
+            (FlowRole::Main, Some((bytes, gap))) => match &mut s.parser {
+                Parser::Ftp(p) => {
+                    self.ftp_events.clear();
+                    p.feed(dir, bytes, gap, self.ftp_events);
+                    self.ftp(flow, sid, ts, pcap_cnt, &mut new_files);
+                }
+                Parser::Smb(p) => {
+                    self.smb_events.clear();
+                    p.feed(dir, bytes, gap, self.smb_events);
+                    self.smb(flow, sid, ts, pcap_cnt, &mut new_files);
+                }
+                Parser::Tftp(_) | Parser::None => {}
+            },
+            (FlowRole::Data, _) => {
+                s.data_bytes(flow.flow_id, grown);
+                if let (Parser::Tftp(t), Some((bytes, _))) = (&mut s.parser, data) {
+                    let from = if dir == Direction::ToServer {
+                        Endpoint::Client
+                    } else {
+                        Endpoint::Server
+                    };
+                    t.feed(from, bytes);
+                    let (b, done) = (t.bytes(), t.completed());
+                    if let Some(f) = s.files.first_mut() {
+                        f.bytes = b;
+                        f.complete = done;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let Some(s) = self.sessions.get(sid) else {
+            return;
+        };
+        let due =
+            first_payload || s.outbound.saturating_sub(s.checked_outbound) >= CHECK_EVERY_BYTES;
+        if due || !new_files.is_empty() {
+            self.check(flow, sid, ts, pcap_cnt, &new_files);
+        }
+    }
+
+    /// Handles the FTP control events just parsed.
+    fn ftp(
+        &mut self,
+        flow: &mut Flow<FlowApp>,
+        sid: SessionId,
+        ts: Ts,
+        pcap_cnt: u64,
+        new_files: &mut Vec<usize>,
+    ) {
+        let events = std::mem::take(self.ftp_events);
+        for ev in &events {
+            match ev {
+                FtpEvent::Expect(de) => {
+                    let tls = self.sessions.get(sid).is_some_and(|s| s.tls);
+                    let exp = Expectation {
+                        proto: if tls {
+                            AppProto::FtpsData
+                        } else {
+                            AppProto::FtpData
+                        },
+                        l4: 6,
+                        listener: de.listener,
+                        port: de.port,
+                        peer: Some(de.opener_addr),
+                        peer_port: None,
+                        reversible: false,
+                        session_id: sid,
+                        purpose: de.cmd.as_str(),
+                        tag: 0,
+                    };
+                    self.sessions.expect.insert(exp, ts);
+                }
+                FtpEvent::Transfer { cmd, name, .. } => {
+                    if let Some(s) = self.sessions.get_mut(sid)
+                        && let Some(f) = s.on_transfer(*cmd, name.clone())
+                    {
+                        new_files.push(f);
+                    }
+                }
+                FtpEvent::TransferEnd { cmd, ok, .. } => {
+                    if let Some(s) = self.sessions.get_mut(sid) {
+                        s.on_transfer_end(*cmd, *ok);
+                    }
+                }
+                FtpEvent::Login { user, .. } => {
+                    if let Some(s) = self.sessions.get_mut(sid) {
+                        s.user = Some(user.clone());
+                    }
+                }
+                FtpEvent::AuthTls { accepted: true } => self.sessions.mark_tls(sid),
+                FtpEvent::Transaction(tx) => {
+                    if let Some(s) = self.sessions.get(sid) {
+                        let rec = TxRecord {
+                            header: Reporter::header(&self.rep.settings, flow, "ftp", ts, pcap_cnt),
+                            ftp: Some(tx),
+                            smb: None,
+                            tftp: None,
+                            xfer: XferRef {
+                                session_id: &s.name,
+                            },
+                        };
+                        if let Ok(line) = serde_json::to_vec(&rec) {
+                            self.rep.send(OutMsg::Line(EventKind::Transaction, line));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        *self.ftp_events = events;
+    }
+
+    /// Handles the SMB events just parsed.
+    fn smb(
+        &mut self,
+        flow: &mut Flow<FlowApp>,
+        sid: SessionId,
+        ts: Ts,
+        pcap_cnt: u64,
+        new_files: &mut Vec<usize>,
+    ) {
+        let events = std::mem::take(self.smb_events);
+        let mut files_changed = false;
+        for ev in &events {
+            match ev {
+                SmbEvent::Transaction(tx) => {
+                    if let Some(s) = self.sessions.get(sid) {
+                        let rec = TxRecord {
+                            header: Reporter::header(&self.rep.settings, flow, "smb", ts, pcap_cnt),
+                            ftp: None,
+                            smb: Some(tx),
+                            tftp: None,
+                            xfer: XferRef {
+                                session_id: &s.name,
+                            },
+                        };
+                        if let Ok(line) = serde_json::to_vec(&rec) {
+                            self.rep.send(OutMsg::Line(EventKind::Transaction, line));
+                        }
+                    }
+                }
+                SmbEvent::FileOpened { .. } | SmbEvent::FileClosed { .. } => files_changed = true,
+                _ => {}
+            }
+        }
+        *self.smb_events = events;
+        if files_changed && let Some(s) = self.sessions.get_mut(sid) {
+            s.sync_smb_files();
+            new_files
+                .extend((0..s.files.len()).filter(|&i| s.files.get(i).is_some_and(|f| !f.judged)));
+        }
+    }
+
+    /// Runs the detector over the session as it stands.
+    fn check(
+        &mut self,
+        flow: &mut Flow<FlowApp>,
+        sid: SessionId,
+        ts: Ts,
+        pcap_cnt: u64,
+        new_files: &[usize],
+    ) {
+        let Some(s) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        if matches!(s.parser, Parser::Smb(_)) {
+            s.sync_smb_files();
+        }
+        s.checked_outbound = s.outbound;
+        let started = s.detector_started;
+        s.detector_started = true;
+        let mut alerts = std::mem::take(&mut self.rep.alerts);
+        {
+            let views = s.file_views();
+            let view = s.view(&views, ts);
+            if started {
+                self.rep.detector.on_progress(&view, &mut alerts);
+            } else {
+                self.rep.detector.on_session_start(&view, &mut alerts);
+            }
+            for &i in new_files {
+                if let Some(f) = s.files.get(i)
+                    && !f.name.is_empty()
+                    && let Some(fv) = views.iter().find(|v| std::ptr::eq(v.name, f.name.as_str()))
+                {
+                    self.rep.detector.on_file(&view, fv, &mut alerts);
+                }
+            }
+        }
+        for &i in new_files {
+            if let Some(f) = s.files.get_mut(i) {
+                f.judged = true;
+            }
+        }
+        if !alerts.is_empty() {
+            s.alerted = true;
+            flow.app.alerted = true;
+        }
+        for a in alerts.drain(..) {
+            self.rep.write_alert(flow, a, pcap_cnt, "active");
+        }
+        self.rep.alerts = alerts;
+    }
+
+    /// Bookkeeping when a flow of a session ends; returns the session if it is now over.
+    fn flow_ending(&mut self, flow: &mut Flow<FlowApp>) -> Option<SessionId> {
+        let (sid, role) = flow.app.session?;
+        let s = self.sessions.get_mut(sid)?;
+        match role {
+            FlowRole::Main => {
+                s.main_open = false;
+                if let Parser::Ftp(p) = &mut s.parser {
+                    self.ftp_events.clear();
+                    p.finish(self.ftp_events);
+                    let mut files = Vec::new();
+                    self.ftp(flow, sid, flow.last, flow.last_pcap_cnt, &mut files);
+                }
+            }
+            FlowRole::Data => s.close_data_channel(flow.flow_id),
+        }
+        let s = self.sessions.get_mut(sid)?;
+        s.open_flows = s.open_flows.saturating_sub(1);
+        (!s.main_open && s.open_flows == 0).then_some(sid)
+    }
+
+    /// Writes the closing records of a finished session (`flow` is its last flow).
+    fn end_session(&mut self, sid: SessionId, flow: &mut Flow<FlowApp>) {
+        let Some(mut s) = self.sessions.remove(sid) else {
+            return;
+        };
+        if matches!(s.parser, Parser::Smb(_)) {
+            s.sync_smb_files();
+        }
+        let mut alerts = std::mem::take(&mut self.rep.alerts);
+        {
+            let views = s.file_views();
+            let view = s.view(&views, s.last_ts);
+            for fv in views.iter().filter(|fv| {
+                s.files
+                    .iter()
+                    .any(|f| !f.judged && std::ptr::eq(f.name.as_str(), fv.name))
+            }) {
+                if !fv.name.is_empty() {
+                    self.rep.detector.on_file(&view, fv, &mut alerts);
+                }
+            }
+            self.rep.detector.on_session_end(&view, &mut alerts);
+        }
+        if !alerts.is_empty() {
+            s.alerted = true;
+        }
+        for a in alerts.drain(..) {
+            self.rep
+                .write_alert(flow, a, flow.last_pcap_cnt, "session-end");
+        }
+        self.rep.alerts = alerts;
+        self.write_session(&s);
+    }
+
+    /// A session whose flows are all gone without closing it (a cap shed them).
+    fn end_orphan(&mut self, sid: SessionId) {
+        let Some(s) = self.sessions.remove(sid) else {
+            return;
+        };
+        self.write_session(&s);
+    }
+
+    fn write_session(&self, s: &crate::session::Session) {
+        let header = self.session_header(s, "session");
+        if let Parser::Tftp(t) = &s.parser {
+            let rec = TxRecord {
+                header: self.session_header(s, "tftp"),
+                ftp: None,
+                smb: None,
+                tftp: Some(t.record()),
+                xfer: XferRef {
+                    session_id: &s.name,
+                },
+            };
+            if let Ok(line) = serde_json::to_vec(&rec) {
+                self.rep.send(OutMsg::Line(EventKind::Transaction, line));
+            }
+        }
+        let rec = SessionRecord {
+            header,
+            app_proto: s.proto.as_str(),
+            session: s.record(),
+            xfer: SessionXfer {
+                session_id: &s.name,
+                src_zone: s.client_zone.zone.as_str(),
+                dest_zone: s.server_zone.zone.as_str(),
+                src_zone_source: s.client_zone.source,
+                dest_zone_source: s.server_zone.source,
+            },
+        };
+        if let Ok(line) = serde_json::to_vec(&rec) {
+            self.rep.send(OutMsg::Line(EventKind::Session, line));
+        }
+    }
+
+    /// Header of records about a session, from its main flow's identity.
+    fn session_header(&self, s: &crate::session::Session, event_type: &'static str) -> Header {
+        Header {
+            timestamp: s.last_ts.eve(),
+            flow_id: s.main.flow_id,
+            pcap_cnt: None,
+            event_type,
+            src_ip: s.client.0,
+            src_port: Some(s.client.1),
+            dest_ip: s.server.0,
+            dest_port: Some(s.server.1),
+            proto: eve::proto_name(s.main.proto),
+            icmp_type: None,
+            icmp_code: None,
+            vlan: s.main.vlan.iter().copied().filter(|v| *v != 0).collect(),
+            community_id: crate::community_id::community_id(
+                0,
+                s.client.0,
+                s.server.0,
+                s.main.proto,
+                s.client.1,
+                s.server.1,
+            ),
+        }
+    }
+}
+
 /// One worker's state.
 pub struct Engine {
     rep: Reporter,
     decoder: Decoder,
     flows: FlowTable<FlowApp>,
     ended: Vec<(Flow<FlowApp>, EndReason)>,
+    sessions: SessionTable,
+    ftp_events: Vec<FtpEvent>,
+    smb_events: Vec<SmbEvent>,
     capture: ReadStats,
     first_ts: Option<Ts>,
     now: Ts,
@@ -407,6 +1016,9 @@ impl Engine {
             decoder: Decoder::new(settings.max_fragments),
             flows: FlowTable::new(settings.flow_limits.clone()),
             ended: Vec::with_capacity(64),
+            sessions: SessionTable::new(settings.session_limits.clone()),
+            ftp_events: Vec::new(),
+            smb_events: Vec::new(),
             capture: ReadStats::default(),
             first_ts: None,
             now: Ts(0),
@@ -441,29 +1053,50 @@ impl Engine {
         let now = self.now;
         self.flows.sweep(now, &mut self.ended);
         if let Some(pkt) = self.decoder.decode(meta.linktype, data, meta.wire_len, ts) {
-            let hit = self.flows.lookup(&pkt, ts, meta.pcap_cnt, &mut self.ended);
+            let mut hit = self.flows.lookup(&pkt, ts, meta.pcap_cnt, &mut self.ended);
+            if hit.new && self.link_new_flow(hit.slot, ts) {
+                // The link re-oriented the flow: this packet now travels the other way.
+                hit.dir = hit.dir.reverse();
+            }
             let mut judge_now = false;
-            if let Some(flow) = self.flows.get_mut(hit.slot)
-                && let Some(chunk) = flow.update(hit.dir, &pkt, ts, meta.pcap_cnt)
-            {
-                let data = pkt.payload.get(chunk.start..chunk.end).unwrap_or_default();
-                let udp = pkt.proto == 17;
-                let (_, cport) = flow.client_endpoint();
-                let (_, sport) = flow.server_endpoint();
-                let app = &mut flow.app;
-                let cls = app.classifier.get_or_insert_with(|| {
-                    let l4 = match pkt.proto {
-                        6 => L4::Tcp,
-                        17 => L4::Udp,
-                        _ => L4::Other,
-                    };
-                    Classifier::new(l4, cport, sport)
-                });
-                // A hole breaks a TCP stream for the probes; a UDP datagram stands alone.
-                if cls.wants_more() && (udp || !chunk.gap) {
-                    cls.feed(hit.dir, data, meta.pcap_cnt, &self.rep.settings.budget);
+            if let Some(flow) = self.flows.get_mut(hit.slot) {
+                let before = flow.dir(hit.dir).payload;
+                let chunk = flow.update(hit.dir, &pkt, ts, meta.pcap_cnt);
+                let grown = flow.dir(hit.dir).payload.saturating_sub(before);
+                let data =
+                    chunk.map(|c| (pkt.payload.get(c.start..c.end).unwrap_or_default(), c.gap));
+                if let Some((bytes, gap)) = data
+                    && flow.app.expected.is_none()
+                {
+                    judge_now = identify(
+                        flow,
+                        hit.dir,
+                        bytes,
+                        gap,
+                        pkt.proto,
+                        meta.pcap_cnt,
+                        &self.rep.settings.budget,
+                    );
+                    if flow.app.session.is_none() {
+                        start_session(
+                            &mut self.sessions,
+                            &self.rep.settings,
+                            flow,
+                            bytes,
+                            (hit.dir, grown),
+                            ts,
+                        );
+                    }
                 }
-                judge_now = !cls.wants_more() && !app.judged;
+                if flow.app.session.is_some() {
+                    let mut ctx = SessionCtx {
+                        sessions: &mut self.sessions,
+                        rep: &mut self.rep,
+                        ftp_events: &mut self.ftp_events,
+                        smb_events: &mut self.smb_events,
+                    };
+                    ctx.packet(flow, hit.dir, data, grown, ts, meta.pcap_cnt);
+                }
             }
             if judge_now {
                 self.judge(hit.slot, meta.pcap_cnt);
@@ -500,10 +1133,47 @@ impl Engine {
             return;
         };
         settle_orientation(flow);
+        link_ftps_data(&mut self.sessions, &self.rep.settings, flow);
         flow.app.judged = true;
         if self.rep.mismatch(flow, pcap_cnt, "active") {
             flow.app.alerted = true;
         }
+    }
+
+    /// A new flow that an announcement predicted joins its session. Returns true when the
+    /// flow's ends were swapped to match the announcement.
+    fn link_new_flow(&mut self, slot: u32, ts: Ts) -> bool {
+        let Some(flow) = self.flows.get_mut(slot) else {
+            return false;
+        };
+        if !matches!(flow.key.proto, 6 | 17) {
+            return false;
+        }
+        let Some(m) = self.sessions.expect.take_match(
+            flow.key.proto,
+            flow.client_endpoint(),
+            flow.server_endpoint(),
+            ts,
+        ) else {
+            return false;
+        };
+        let e = m.expectation;
+        // A TFTP transfer's first packet comes from the server's new port to the client's
+        // port (the listener): make the TFTP client the flow's client.
+        let swap = e.proto == AppProto::TftpData && !m.reversed;
+        if swap {
+            flow.swap_sides();
+        }
+        let Some(session) = self.sessions.get_mut(e.session_id) else {
+            return swap;
+        };
+        flow.app.expected = Some(e.proto);
+        flow.app.session = Some((e.session_id, FlowRole::Data));
+        flow.app.outbound_dir = outbound_dir(&self.rep.settings, flow);
+        flow.app.judged = true;
+        session.add_data_channel(flow.flow_id);
+        self.sessions.stats.linked_by_expectation += 1;
+        swap
     }
 
     fn finish_flow(&mut self, flow: &mut Flow<FlowApp>, reason: EndReason) {
@@ -512,14 +1182,43 @@ impl Engine {
         }
         if !flow.app.judged {
             settle_orientation(flow);
+            link_ftps_data(&mut self.sessions, &self.rep.settings, flow);
             flow.app.judged = true;
             if self.rep.mismatch(flow, flow.last_pcap_cnt, reason.as_str()) {
                 flow.app.alerted = true;
             }
         }
-        let rec = Reporter::flow_record(&self.rep.settings, flow, reason);
+        let mut ctx = SessionCtx {
+            sessions: &mut self.sessions,
+            rep: &mut self.rep,
+            ftp_events: &mut self.ftp_events,
+            smb_events: &mut self.smb_events,
+        };
+        let ended = ctx.flow_ending(flow);
+        let mut rec = Reporter::flow_record(&self.rep.settings, flow, reason);
+        if let Some((sid, role)) = flow.app.session
+            && let Some(s) = self.sessions.get(sid)
+        {
+            rec.xfer.session_id = Some(s.name.clone());
+            if role == FlowRole::Data
+                && let Some(f) = s.channel_file(flow.flow_id)
+            {
+                rec.xfer.command = Some(f.command);
+                rec.xfer.filename = (!f.name.is_empty()).then(|| f.name.clone());
+            }
+        }
+        rec.xfer.link_confidence = flow.app.link_confidence;
         if let Ok(line) = serde_json::to_vec(&rec) {
             self.rep.send(OutMsg::Line(EventKind::Flow, line));
+        }
+        if let Some(sid) = ended {
+            let mut ctx = SessionCtx {
+                sessions: &mut self.sessions,
+                rep: &mut self.rep,
+                ftp_events: &mut self.ftp_events,
+                smb_events: &mut self.smb_events,
+            };
+            ctx.end_session(sid, flow);
         }
     }
 
@@ -534,6 +1233,7 @@ impl Engine {
                 capture: self.capture.clone(),
                 decoder: self.decoder.stats.clone(),
                 flow: self.flows.stats.clone(),
+                sessions: self.sessions.counters(),
                 detect: self.rep.detector.stats().clone(),
                 output: Default::default(),
             },
@@ -549,6 +1249,17 @@ impl Engine {
         self.capture.clone_from(capture);
         self.flows.drain(reason, &mut self.ended);
         self.flush_ended();
+        // Every flow has ended, so every session has too; anything left was orphaned by a
+        // cap and is closed here so its record is not lost.
+        for sid in self.sessions.ids() {
+            let mut ctx = SessionCtx {
+                sessions: &mut self.sessions,
+                rep: &mut self.rep,
+                ftp_events: &mut self.ftp_events,
+                smb_events: &mut self.smb_events,
+            };
+            ctx.end_orphan(sid);
+        }
         self.send_stats();
         self.rep.send(OutMsg::Flush);
     }

@@ -53,6 +53,8 @@ pub struct Config {
     pub identify: IdentifyConfig,
     /// `[flows]`: flow-table size and idle timeouts.
     pub flows: FlowsConfig,
+    /// `[sessions]`: transfer sessions and the expectations that link their flows.
+    pub sessions: SessionsConfig,
     /// `[output]`: where and how records are written.
     pub output: OutputConfig,
     /// `[thresholds]`: the detection tunables (AN1173) and filename patterns.
@@ -256,6 +258,31 @@ impl Default for FlowsConfig {
             icmp: Seconds::lit(30),
             other: Seconds::lit(60),
             max_fragments: Count::lit(4096),
+        }
+    }
+}
+
+/// `[sessions]`: caps and lifetimes of transfer sessions and data-flow expectations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Sessions (FTP control, TFTP request, SMB connection) tracked at once.
+    pub max_sessions: Count,
+    /// Announced data flows (PASV/PORT/EPSV/EPRT, TFTP requests) waiting to be seen.
+    pub max_expectations: Count,
+    /// Seconds of packet time an announced data flow may take to appear.
+    pub expectation_timeout: Seconds,
+    /// Files remembered per session (more are counted, not listed).
+    pub max_files: Count,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            max_sessions: Count::lit(65_536),
+            max_expectations: Count::lit(16_384),
+            expectation_timeout: Seconds::lit(120),
+            max_files: Count::lit(256),
         }
     }
 }

@@ -126,6 +126,16 @@ pub struct XferFlow {
     /// Transfer session this flow belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// Linked data channel: the command that opened the transfer (`STOR`, `RETR` …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<&'static str>,
+    /// Linked data channel: the file it carried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// How sure the link is (FTPS data channels are linked by host pair, not by an
+    /// announcement the sensor could read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_confidence: Option<f64>,
 }
 
 /// A `flow` record.
@@ -154,6 +164,8 @@ pub struct StatsBody {
     pub decoder: DecodeStats,
     /// Flow-table counters.
     pub flow: FlowStats,
+    /// Session counters (sessions, links, expectations).
+    pub sessions: crate::session::SessionStats,
     /// Detection counters.
     pub detect: crate::detect::DetectStats,
     /// Writer counters (filled in by the writer thread).
@@ -438,4 +450,59 @@ pub struct AlertRecord {
     pub flow: Option<FlowObj>,
     /// The detection.
     pub xfer: XferAlert,
+}
+
+/// `xfer` on session and transaction records.
+#[derive(Debug, Clone, Serialize)]
+pub struct XferRef<'a> {
+    /// Transfer session.
+    pub session_id: &'a str,
+}
+
+/// An `ftp`, `smb` or `tftp` transaction record (one of the three bodies is set).
+#[derive(Debug, Clone, Serialize)]
+pub struct TxRecord<'a> {
+    /// Common header.
+    #[serde(flatten)]
+    pub header: Header,
+    /// Suricata's `ftp` object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ftp: Option<&'a crate::proto::ftp::FtpTransaction>,
+    /// Suricata's `smb` object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smb: Option<&'a crate::proto::smb::SmbTransaction>,
+    /// Suricata's `tftp` object plus transfer totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tftp: Option<crate::proto::tftp::TftpRecord<'a>>,
+    /// Session link.
+    pub xfer: XferRef<'a>,
+}
+
+/// A `session` record: one per FTP control session, TFTP request or SMB connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRecord<'a> {
+    /// Header of the session's main flow.
+    #[serde(flatten)]
+    pub header: Header,
+    /// Session protocol.
+    pub app_proto: &'static str,
+    /// The rollup.
+    pub session: crate::session::SessionObj<'a>,
+    /// Session id and zones.
+    pub xfer: SessionXfer<'a>,
+}
+
+/// `xfer` on a session record.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionXfer<'a> {
+    /// Session id.
+    pub session_id: &'a str,
+    /// Zone of the client.
+    pub src_zone: &'static str,
+    /// Zone of the server.
+    pub dest_zone: &'static str,
+    /// Which list classified the client.
+    pub src_zone_source: &'static str,
+    /// Which list classified the server.
+    pub dest_zone_source: &'static str,
 }
