@@ -54,6 +54,9 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
 
 const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
@@ -637,8 +640,38 @@ fn by_ethertype(ethertype: u16, rest: &[u8]) -> Net<'_> {
     match ethertype {
         ETHERTYPE_IPV4 => Net::V4(rest),
         ETHERTYPE_IPV6 => Net::V6(rest),
+        ETHERTYPE_PPPOE_SESSION => pppoe(rest),
+        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => mpls(rest),
         _ => Net::NonIp,
     }
+}
+
+/// PPPoE session stage (RFC 2516): 6-byte header, then a PPP protocol field.
+fn pppoe(b: &[u8]) -> Net<'_> {
+    let Some(ppp) = b.get(6..) else {
+        return Net::NonIp;
+    };
+    match be16(ppp, 0) {
+        Some(0x0021) => Net::V4(ppp.get(2..).unwrap_or_default()),
+        Some(0x0057) => Net::V6(ppp.get(2..).unwrap_or_default()),
+        _ => Net::NonIp,
+    }
+}
+
+/// MPLS label stack (RFC 3032): pop labels up to bottom-of-stack, then the payload's IP
+/// version nibble says what follows (no pseudowire control word is assumed).
+fn mpls(mut b: &[u8]) -> Net<'_> {
+    for _ in 0..16 {
+        let Some(entry) = b.get(..4) else {
+            return Net::NonIp;
+        };
+        let bottom = entry.get(2).is_some_and(|x| x & 0x01 != 0);
+        b = b.get(4..).unwrap_or_default();
+        if bottom {
+            return by_version(b);
+        }
+    }
+    Net::NonIp
 }
 
 fn by_version(ip: &[u8]) -> Net<'_> {
@@ -783,6 +816,29 @@ mod tests {
         ppp.extend_from_slice(ip);
         assert!(d.decode(linktype::PPP, &ppp, 0, Ts(0)).is_some());
         assert_eq!(d.stats.tcp, 5);
+    }
+
+    #[test]
+    fn pppoe_and_mpls_carry_ip() {
+        let f = tcp_frame(b"x");
+        let ip = &f[14..];
+        let mut d = Decoder::new(16);
+        let mut pppoe = vec![0u8; 12];
+        pppoe.extend_from_slice(&[0x88, 0x64, 0x11, 0x00, 0x55, 0x6a, 0x00, 0x2b, 0x00, 0x21]);
+        pppoe.extend_from_slice(ip);
+        assert!(d.decode(linktype::ETHERNET, &pppoe, 0, Ts(0)).is_some());
+        let mut mpls = vec![0u8; 12];
+        // Two labels, the second with bottom-of-stack set.
+        mpls.extend_from_slice(&[0x88, 0x47, 0x00, 0x01, 0x00, 0x40, 0x00, 0x02, 0x01, 0x40]);
+        mpls.extend_from_slice(ip);
+        assert!(d.decode(linktype::ETHERNET, &mpls, 0, Ts(0)).is_some());
+        // PPPoE carrying LCP is not IP.
+        let mut lcp = vec![0u8; 12];
+        lcp.extend_from_slice(&[
+            0x88, 0x64, 0x11, 0x00, 0x55, 0x6a, 0x00, 0x08, 0xc0, 0x21, 1, 2, 3, 4,
+        ]);
+        assert!(d.decode(linktype::ETHERNET, &lcp, 0, Ts(0)).is_none());
+        assert_eq!((d.stats.tcp, d.stats.non_ip), (2, 1));
     }
 
     #[test]
