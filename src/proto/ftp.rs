@@ -12,6 +12,13 @@
 //! and reply stay paired), the rest skipped to the next LF, and an anomaly raised. A gap in
 //! the byte stream drops the partial line and resynchronises at the next LF.
 //!
+//! Expectations: active mode (PORT/EPRT/LPRT) is announced when the command is seen — the
+//! server connects right after accepting it, and a lost reply must not lose the link; a
+//! refused PORT leaves an expectation that simply expires. Passive mode is announced by the
+//! 227/229/228 reply, whatever command it answers. Malformed values, an address family other
+//! than the control connection's, and port 0 produce an anomaly and no expectation; an active
+//! address other than the client's (FTP bounce) is reported with `bounce` set.
+//!
 //! Replies pair with commands first-in first-out; 1xx replies are preliminary and leave the
 //! command pending. Pending commands are capped: the oldest is flushed as
 //! `reply_received: "no"` when the cap is hit.

@@ -5,8 +5,15 @@
 //! is NBSS (RFC 1002 §4.3: type byte, 24-bit length). Of each PDU only the first
 //! [`SmbConfig::header_keep`] bytes are kept — enough for every header and fixed request or
 //! response part this module reads — and the rest (WRITE and READ payloads) is skipped by
-//! count, so a multi-megabyte WRITE costs no buffering. A gap in the byte stream loses the
-//! framing; the parser then scans for the next plausible NBSS + SMB header.
+//! count, so a multi-megabyte WRITE costs no buffering. A gap of unknown size
+//! (`feed(…, gap = true)`) loses the framing; the parser then scans for the next plausible
+//! NBSS + SMB header. A hole of known size ([`SmbConnection::skip`]) inside a PDU body keeps
+//! the framing.
+//!
+//! READ/WRITE bytes are credited to a file as the data bytes pass (or fall in a sized hole
+//! inside the PDU), never from the length field alone: a cut-off or crafted PDU cannot make
+//! a file bigger than the bytes the sensor was given. [`SmbEvent::Io`] fires when the PDU
+//! ends (or is cut by a gap or [`SmbConnection::finish`]).
 //!
 //! What it understands:
 //! * SMB2/3: NEGOTIATE (dialect, signing, encryption capability incl. 3.1.1 contexts),
@@ -307,8 +314,10 @@ pub struct SmbCounters {
     pub compressed_pdus: u64,
     /// PDU bytes skipped by count (not kept for parsing).
     pub skipped_bytes: u64,
-    /// Gaps in the byte stream.
+    /// Gaps in the byte stream (unknown or known size).
     pub gaps: u64,
+    /// Bytes reported missing through [`SmbConnection::skip`].
+    pub hole_bytes: u64,
     /// Times the framing was lost and a header searched for.
     pub resyncs: u64,
     /// Bytes discarded while searching for a header.
@@ -589,6 +598,32 @@ enum Phase {
     Resync,
 }
 
+/// The data bytes of one READ/WRITE inside a PDU, counted as they pass through the framer
+/// so a file is credited only with bytes actually seen (or known to lie in a sized hole).
+#[derive(Debug, Clone, Copy)]
+struct IoPlan {
+    op: IoOp,
+    file: Option<usize>,
+    /// Offset of the data from the start of the PDU (after the NBSS header).
+    start: u64,
+    /// Data length, clamped to the PDU.
+    len: u64,
+    seen: u64,
+    /// A compound WRITE whose file only the CREATE response will name: its request key.
+    defer: Option<(u8, u64)>,
+}
+
+impl IoPlan {
+    /// Credits the part of PDU bytes `[from, to)` that falls in the data.
+    fn pass(&mut self, from: u64, to: u64) {
+        let a = from.max(self.start);
+        let b = to.min(self.start.saturating_add(self.len));
+        if b > a {
+            self.seen += b - a;
+        }
+    }
+}
+
 /// Bytes of a possible header start carried between chunks while resynchronising.
 const TAIL: usize = 9;
 /// Bytes needed to judge a header candidate: NBSS (4) + protocol id (4) + 2.
@@ -604,6 +639,7 @@ struct Framer {
     consumed: u32,
     kept: Vec<u8>,
     processed: bool,
+    plans: Vec<IoPlan>,
     tail: [u8; TAIL],
     tail_len: usize,
 }
@@ -642,17 +678,54 @@ impl Framer {
             consumed: 0,
             kept: Vec::new(),
             processed: false,
+            plans: Vec::new(),
             tail: [0; TAIL],
             tail_len: 0,
         }
     }
 
-    fn lose_sync(&mut self, tail: &[u8]) {
+    fn lose_sync(&mut self, st: &mut State, tail: &[u8], out: &mut Vec<SmbEvent>) {
+        self.settle(st, out);
         self.phase = Phase::Resync;
         self.hdr_len = 0;
         self.kept.clear();
         self.tail_len = 0;
         self.push_tail(tail);
+    }
+
+    /// Takes over the I/O plans the parser just made for this PDU, crediting the bytes
+    /// already consumed.
+    fn adopt(&mut self, st: &mut State) {
+        let now = u64::from(self.consumed);
+        for mut p in st.plans.drain(..) {
+            p.pass(0, now);
+            self.plans.push(p);
+        }
+    }
+
+    /// Books every plan of the current PDU with what it saw.
+    fn settle(&mut self, st: &mut State, out: &mut Vec<SmbEvent>) {
+        for p in self.plans.drain(..) {
+            st.book(p, out);
+        }
+    }
+
+    /// Parses the kept prefix now (once per PDU).
+    fn process(&mut self, st: &mut State, dir: Direction, out: &mut Vec<SmbEvent>) {
+        if !self.processed {
+            self.processed = true;
+            st.pdu(dir, self.ty, &self.kept, self.pdu_len, out);
+            self.adopt(st);
+        }
+    }
+
+    /// Ends the current PDU when all its bytes are accounted for.
+    fn end_if_complete(&mut self, st: &mut State, out: &mut Vec<SmbEvent>) {
+        if self.phase == Phase::Body && self.consumed >= self.pdu_len {
+            self.settle(st, out);
+            self.phase = Phase::Header;
+            self.hdr_len = 0;
+        }
     }
 
     /// Appends to the carried tail, keeping only its last `TAIL` bytes.
@@ -726,7 +799,7 @@ impl Framer {
                         st.anomaly("smb.nbss_invalid_header", out);
                         st.counters.resyncs += 1;
                         let hdr = self.hdr;
-                        self.lose_sync(hdr.get(1..).unwrap_or_default());
+                        self.lose_sync(st, hdr.get(1..).unwrap_or_default(), out);
                         return data;
                     }
                     st.counters.pdus += 1;
@@ -748,6 +821,7 @@ impl Framer {
                     }
                     let remaining = self.pdu_len.saturating_sub(self.consumed) as usize;
                     let (chunk, rest) = data.split_at(remaining.min(data.len()));
+                    let before = u64::from(self.consumed);
                     if !self.processed {
                         let room = st.cfg.header_keep.saturating_sub(self.kept.len());
                         let keep = chunk.get(..room).unwrap_or(chunk);
@@ -760,14 +834,18 @@ impl Framer {
                         .consumed
                         .saturating_add(u32::try_from(chunk.len()).unwrap_or(u32::MAX));
                     data = rest;
+                    let now = u64::from(self.consumed);
+                    for p in &mut self.plans {
+                        p.pass(before, now);
+                    }
                     let complete = self.consumed >= self.pdu_len;
-                    if !self.processed && (complete || self.kept.len() >= st.cfg.header_keep) {
+                    if complete || self.kept.len() >= st.cfg.header_keep {
                         // Enough to parse: headers and fixed parts are all within the kept
-                        // prefix, so a large WRITE is handled before its data arrives.
-                        self.processed = true;
-                        st.pdu(dir, self.ty, &self.kept, self.pdu_len, out);
+                        // prefix, so a large WRITE is understood before its data arrives.
+                        self.process(st, dir, out);
                     }
                     if complete {
+                        self.settle(st, out);
                         self.phase = Phase::Header;
                         self.hdr_len = 0;
                     }
@@ -806,6 +884,10 @@ struct State {
     file_bytes_read: u64,
     file_bytes_written: u64,
     next_tx: u64,
+    /// I/O plans made while parsing the current PDU, handed to its framer.
+    plans: Vec<IoPlan>,
+    /// Offset of the SMB2 message being parsed within its PDU.
+    base: usize,
     counters: SmbCounters,
 }
 
@@ -844,6 +926,8 @@ impl SmbConnection {
                 file_bytes_read: 0,
                 file_bytes_written: 0,
                 next_tx: 0,
+                plans: Vec::new(),
+                base: 0,
                 counters: SmbCounters::default(),
             },
         }
@@ -863,7 +947,7 @@ impl SmbConnection {
             if framer.phase != Phase::Resync {
                 st.counters.resyncs += 1;
             }
-            framer.lose_sync(&[]);
+            framer.lose_sync(st, &[], out);
         }
         let mut data = data;
         // Each pass consumes bytes or turns a carried-tail hit into framing; the bound
@@ -899,6 +983,49 @@ impl SmbConnection {
             }
             data = framer.pump(st, dir, data, out);
         }
+    }
+
+    /// Exactly `len` bytes of one direction are missing at this point (a TCP hole of known
+    /// size, or the tail of a segment cut by the snap length). Inside a PDU body the framing
+    /// survives: the hole is skipped by count, and hole bytes that fall in READ/WRITE data
+    /// are credited to the file, since the PDU proves where they belong. Anywhere else the
+    /// framing is lost and resynchronised as for `feed(…, gap = true)`.
+    pub fn skip(&mut self, dir: Direction, len: u64, out: &mut Vec<SmbEvent>) {
+        if len == 0 {
+            return;
+        }
+        let st = &mut self.st;
+        let framer = match dir {
+            Direction::ToServer => &mut self.ts,
+            Direction::ToClient => &mut self.tc,
+        };
+        st.counters.gaps += 1;
+        st.counters.hole_bytes += len;
+        let remaining = u64::from(framer.pdu_len.saturating_sub(framer.consumed));
+        if framer.phase == Phase::Body && len <= remaining {
+            // Parse what is kept before the hole breaks the prefix.
+            framer.process(st, dir, out);
+            let before = u64::from(framer.consumed);
+            framer.consumed = framer
+                .consumed
+                .saturating_add(u32::try_from(len).unwrap_or(u32::MAX));
+            let now = u64::from(framer.consumed);
+            for p in &mut framer.plans {
+                p.pass(before, now);
+            }
+            framer.end_if_complete(st, out);
+            return;
+        }
+        if framer.phase != Phase::Resync {
+            st.counters.resyncs += 1;
+        }
+        framer.lose_sync(st, &[], out);
+    }
+
+    /// Books the I/O of PDUs cut off by the end of the connection.
+    pub fn finish(&mut self, out: &mut Vec<SmbEvent>) {
+        self.ts.settle(&mut self.st, out);
+        self.tc.settle(&mut self.st, out);
     }
 
     /// Files, directories and pipes seen, in first-seen order.
@@ -1130,6 +1257,7 @@ impl State {
             } else {
                 (m.get(..next).unwrap_or(m), next)
             };
+            self.base = off;
             if h.is_response() {
                 self.smb2_response(&h, msg, declared, &mut related, out);
             } else {
@@ -1213,20 +1341,15 @@ impl State {
                 let data_off = le16(body, 2).map_or(0, usize::from);
                 let length = le32(body, 4).map_or(0, u64::from);
                 // Never more than the message actually carries after its data offset.
-                let room = declared.saturating_sub(data_off.max(SMB2_HDR + 48)) as u64;
-                let bytes = length.min(room);
+                let start = data_off.max(SMB2_HDR + 48);
+                let bytes = length.min(declared.saturating_sub(start) as u64);
                 let fid = State::fid2(body, 16, h, *related);
                 let placeholder = slice(body, 16, 16) == Some(&RELATED_FID[..]);
-                if fid.is_none() && placeholder {
-                    // Related to a CREATE whose FileId only its response will tell.
-                    Req::Write {
-                        fid: None,
-                        deferred: bytes,
-                    }
-                } else {
-                    self.io(IoOp::Write, fid, bytes, out);
-                    Req::Write { fid, deferred: 0 }
-                }
+                // Related to a CREATE whose FileId only its response will tell: the bytes
+                // wait in the pending request.
+                let defer = (fid.is_none() && placeholder).then_some((2, h.message_id));
+                self.plan(IoOp::Write, fid, start, bytes, defer, out);
+                Req::Write { fid, deferred: 0 }
             }
             cmd2::LOGOFF | cmd2::TREE_DISCONNECT => Req::Plain,
             _ => return,
@@ -1460,8 +1583,9 @@ impl State {
                 if h.status == NT_STATUS_SUCCESS || h.status == STATUS_BUFFER_OVERFLOW {
                     let data_off = body.get(2).map_or(0, |o| usize::from(*o));
                     let length = le32(body, 4).map_or(0, u64::from);
-                    let room = declared.saturating_sub(data_off.max(SMB2_HDR + 16)) as u64;
-                    self.io(IoOp::Read, fid, length.min(room), out);
+                    let start = data_off.max(SMB2_HDR + 16);
+                    let bytes = length.min(declared.saturating_sub(start) as u64);
+                    self.plan(IoOp::Read, fid, start, bytes, None, out);
                 }
             }
             cmd2::WRITE => {
@@ -1475,7 +1599,8 @@ impl State {
                 }) = pending
                     && deferred > 0
                 {
-                    self.io(IoOp::Write, *related, deferred, out);
+                    let file = self.resolve(*related, out);
+                    self.account(IoOp::Write, file, deferred, out);
                 }
             }
             _ => {}
@@ -1620,27 +1745,71 @@ impl State {
         Some(i)
     }
 
-    /// Attributes I/O to the file behind `key`; an unknown handle (open not seen, e.g. a
-    /// capture picked up midstream) gets a nameless entry so its bytes still count.
-    fn io(&mut self, op: IoOp, key: Option<FileKey>, bytes: u64, out: &mut Vec<SmbEvent>) {
-        let index = match key {
-            Some(k) => match self.open.get(&k) {
-                Some(i) => Some(*i),
-                None => self.open_file(
-                    Open {
-                        key: k,
-                        name: None,
-                        share: None,
-                        kind: FileKind::Unknown,
-                        created: false,
-                        delete_on_close: false,
-                        size: None,
-                    },
-                    out,
-                ),
+    /// The file behind `key`; an unknown handle (open not seen, e.g. a capture picked up
+    /// midstream) gets a nameless entry so its bytes still count.
+    fn resolve(&mut self, key: Option<FileKey>, out: &mut Vec<SmbEvent>) -> Option<usize> {
+        let k = key?;
+        if let Some(i) = self.open.get(&k) {
+            return Some(*i);
+        }
+        self.open_file(
+            Open {
+                key: k,
+                name: None,
+                share: None,
+                kind: FileKind::Unknown,
+                created: false,
+                delete_on_close: false,
+                size: None,
             },
-            None => None,
+            out,
+        )
+    }
+
+    /// Plans the accounting of `len` data bytes at `start` of the current message.
+    fn plan(
+        &mut self,
+        op: IoOp,
+        key: Option<FileKey>,
+        start: usize,
+        len: u64,
+        defer: Option<(u8, u64)>,
+        out: &mut Vec<SmbEvent>,
+    ) {
+        let file = if defer.is_some() {
+            None
+        } else {
+            self.resolve(key, out)
         };
+        self.plans.push(IoPlan {
+            op,
+            file,
+            start: self.base.saturating_add(start) as u64,
+            len,
+            seen: 0,
+            defer,
+        });
+    }
+
+    /// Books a finished plan: deferred bytes wait in their pending request, the rest count.
+    fn book(&mut self, p: IoPlan, out: &mut Vec<SmbEvent>) {
+        if let Some(key) = p.defer
+            && let Some(Pending {
+                req: Req::Write { deferred, .. },
+                ..
+            }) = self.pending.get_mut(&key)
+        {
+            *deferred += p.seen;
+            return;
+        }
+        self.account(p.op, p.file, p.seen, out);
+    }
+
+    /// Credits `bytes` of I/O to file `index` (or to the unattributed counter).
+    fn account(&mut self, op: IoOp, index: Option<usize>, bytes: u64, out: &mut Vec<SmbEvent>) {
+        if bytes == 0 {
+            return;
+        }
         match index.and_then(|i| self.files.get_mut(i)) {
             Some(f) => {
                 let counts_as_file = f.kind != FileKind::Pipe;
@@ -1672,6 +1841,8 @@ impl State {
 
     fn smb1(&mut self, m: &[u8], total: usize, out: &mut Vec<SmbEvent>) {
         self.smb1 = true;
+        // SMB1 data offsets count from the one header every AndX command shares.
+        self.base = 0;
         let (Some(command), Some(flags), Some(flags2)) = (m.get(4), m.get(9), le16(m, 10)) else {
             self.anomaly("smb.smb1_header_malformed", out);
             return;
@@ -1788,11 +1959,11 @@ impl State {
                 let high = le16(words, 18).map_or(0, u64::from);
                 let low = le16(words, 20).map_or(0, u64::from);
                 let data_off = le16(words, 22).map_or(0, usize::from);
-                let room = c.total.saturating_sub(data_off.max(SMB1_HDR)) as u64;
+                let start = data_off.max(SMB1_HDR);
                 // DataLengthHigh is only meaningful for large writes; clamp to the PDU
                 // either way.
-                let length = (low | high << 16).min(room);
-                self.io(IoOp::Write, fid, length, out);
+                let length = (low | high << 16).min(c.total.saturating_sub(start) as u64);
+                self.plan(IoOp::Write, fid, start, length, None, out);
                 Req::Write { fid, deferred: 0 }
             }
             cmd1::LOGOFF_ANDX | cmd1::TREE_DISCONNECT => Req::Plain,
@@ -2005,8 +2176,9 @@ impl State {
                 let low = le16(words, 10).map_or(0, u64::from);
                 let data_off = le16(words, 12).map_or(0, usize::from);
                 let high = le16(words, 14).map_or(0, u64::from);
-                let room = c.total.saturating_sub(data_off.max(SMB1_HDR)) as u64;
-                self.io(IoOp::Read, fid, (low | high << 16).min(room), out);
+                let start = data_off.max(SMB1_HDR);
+                let length = (low | high << 16).min(c.total.saturating_sub(start) as u64);
+                self.plan(IoOp::Read, fid, start, length, None, out);
             }
             _ => {}
         }
@@ -2443,8 +2615,13 @@ mod tests {
         }
         out.clear();
         let big = pdu(&[M2::req(9, 10).body(write_req(fid(1), 1 << 20))]);
-        // The write is counted as soon as its header is in, before the data arrives.
+        // The header is understood as soon as it is in; the bytes count once they pass.
         c.feed(C, &big[..1100], false, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(c.ts.plans.len(), 1);
+        for part in big[1100..].chunks(1460) {
+            c.feed(C, part, false, &mut out);
+        }
         assert_eq!(
             out,
             [SmbEvent::Io {
@@ -2453,10 +2630,6 @@ mod tests {
                 file: Some(0)
             }]
         );
-        for part in big[1100..].chunks(1460) {
-            c.feed(C, part, false, &mut out);
-        }
-        assert_eq!(out.len(), 1);
         assert!(
             c.ts.kept.capacity() <= 4096,
             "kept {}",
@@ -2554,7 +2727,65 @@ mod tests {
             out.iter()
                 .any(|e| matches!(e, SmbEvent::FileClosed { file: 0 }))
         );
+        // Only the data seen before the gap counts: 1996 PDU bytes, minus the 112-byte
+        // header and fixed part.
+        assert_eq!(c.files()[0].bytes_written, 1996 - 112);
+    }
+
+    #[test]
+    fn sized_hole_inside_a_body_keeps_framing() {
+        let mut c = SmbConnection::new(SmbConfig::default());
+        let mut out = Vec::new();
+        for (d, b) in &session_script()[..6] {
+            c.feed(*d, b, false, &mut out);
+        }
+        let big = pdu(&[M2::req(9, 7).body(write_req(fid(1), 5000))]);
+        c.feed(C, &big[..2000], false, &mut out);
+        c.skip(C, 1000, &mut out);
+        c.feed(C, &big[3000..], false, &mut out);
+        c.feed(
+            C,
+            &pdu(&[M2::req(6, 8).body(close_req(fid(1)))]),
+            false,
+            &mut out,
+        );
+        assert_eq!(c.counters().resyncs, 0);
+        assert_eq!(c.counters().hole_bytes, 1000);
         assert_eq!(c.files()[0].bytes_written, 5000);
+        assert_eq!(c.st.pending.len(), 2, "write and close requests parsed");
+        // A hole that crosses the PDU end loses the framing.
+        c.feed(C, &big[..500], false, &mut out);
+        c.skip(C, 10_000, &mut out);
+        assert_eq!(c.counters().resyncs, 1);
+        c.feed(
+            C,
+            &pdu(&[M2::req(6, 9).body(close_req(fid(1)))]),
+            false,
+            &mut out,
+        );
+        assert_eq!(
+            c.st.pending.len(),
+            3,
+            "the cut write was never parsed; the close was"
+        );
+    }
+
+    #[test]
+    fn write_cut_by_connection_end_counts_what_was_seen() {
+        let mut c = SmbConnection::new(SmbConfig::default());
+        let mut out = Vec::new();
+        let big = pdu(&[M2::req(9, 7).body(write_req(fid(1), 5000))]);
+        c.feed(C, &big[..1116], false, &mut out);
+        assert!(out.is_empty());
+        c.finish(&mut out);
+        assert_eq!(
+            out,
+            [SmbEvent::Io {
+                op: IoOp::Write,
+                bytes: 1000,
+                file: Some(0)
+            }]
+        );
     }
 
     #[test]
@@ -2609,6 +2840,41 @@ mod tests {
             out.iter()
                 .any(|e| matches!(e, SmbEvent::FileClosed { file: 0 }))
         );
+    }
+
+    #[test]
+    fn compound_create_write_close_defers_until_the_file_id_is_known() {
+        let mut c = SmbConnection::new(SmbConfig::default());
+        let mut out = Vec::new();
+        let related = |mut m: M2| {
+            m.flags = Smb2Hdr::RELATED;
+            m
+        };
+        c.feed(
+            C,
+            &pdu(&[
+                M2::req(5, 30).body(create_req("out.bin", 2, 0)),
+                related(M2::req(9, 31).body(write_req(RELATED_FID, 700))),
+                related(M2::req(6, 32).body(close_req(RELATED_FID))),
+            ]),
+            false,
+            &mut out,
+        );
+        assert!(c.files().is_empty());
+        c.feed(
+            S,
+            &pdu(&[
+                M2::resp(5, 30).body(create_resp(fid(5), 2, 0x20, 0)),
+                related(M2::resp(9, 31).body(vec![17, 0, 0, 0, 0xbc, 0x02, 0, 0])),
+                related(M2::resp(6, 32).body(close_resp(Some(700)))),
+            ]),
+            false,
+            &mut out,
+        );
+        let f = &c.files()[0];
+        assert_eq!(f.name.as_deref(), Some("out.bin"));
+        assert_eq!((f.bytes_written, f.size, f.created), (700, Some(700), true));
+        assert_eq!(c.summary().file_bytes_written, 700);
     }
 
     #[test]
@@ -2935,8 +3201,14 @@ mod tests {
             let mut c = SmbConnection::new(cfg);
             let mut out = Vec::new();
             for (to_server, gap, data) in &chunks {
-                c.feed(if *to_server { C } else { S }, data, *gap, &mut out);
+                let dir = if *to_server { C } else { S };
+                if *gap && data.len() % 3 == 0 {
+                    c.skip(dir, data.len() as u64 * 97, &mut out);
+                } else {
+                    c.feed(dir, data, *gap, &mut out);
+                }
             }
+            c.finish(&mut out);
             prop_assert!(c.files().len() <= 4 && c.st.pending.len() <= 4 && c.trees().len() <= 2);
             let _ = serde_json::to_string(&c.summary());
         }
@@ -2959,6 +3231,7 @@ mod tests {
                     c.feed(*d, part, false, &mut out);
                 }
             }
+            c.finish(&mut out);
             // Byte counts can never exceed the bytes fed.
             let fed: usize = script.iter().map(|(_, b)| b.len()).sum();
             let s = c.summary();
