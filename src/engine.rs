@@ -641,7 +641,7 @@ impl SessionCtx<'_> {
         &mut self,
         flow: &mut Flow<FlowApp>,
         dir: Direction,
-        data: Option<(&[u8], bool)>,
+        data: Option<(&[u8], bool, u32)>,
         grown: u64,
         ts: Ts,
         pcap_cnt: u64,
@@ -666,7 +666,7 @@ impl SessionCtx<'_> {
         }
         let mut new_files: Vec<usize> = Vec::new();
         match (role, data) {
-            (FlowRole::Main, Some((bytes, gap))) => match &mut s.parser {
+            (FlowRole::Main, Some((bytes, gap, cut))) => match &mut s.parser {
                 Parser::Ftp(p) => {
                     self.ftp_events.clear();
                     p.feed(dir, bytes, gap, self.ftp_events);
@@ -675,13 +675,15 @@ impl SessionCtx<'_> {
                 Parser::Smb(p) => {
                     self.smb_events.clear();
                     p.feed(dir, bytes, gap, self.smb_events);
+                    // SMB frames by length: a cut tail is skipped by count, not lost.
+                    p.skip(dir, u64::from(cut), self.smb_events);
                     self.smb(flow, sid, ts, pcap_cnt, &mut new_files);
                 }
                 Parser::Tftp(_) | Parser::None => {}
             },
             (FlowRole::Data, _) => {
                 s.data_bytes(flow.flow_id, grown);
-                if let (Parser::Tftp(t), Some((bytes, _))) = (&mut s.parser, data) {
+                if let (Parser::Tftp(t), Some((bytes, _, _))) = (&mut s.parser, data) {
                     let from = if dir == Direction::ToServer {
                         Endpoint::Client
                     } else {
@@ -1063,11 +1065,18 @@ impl Engine {
                 let before = flow.dir(hit.dir).payload;
                 let chunk = flow.update(hit.dir, &pkt, ts, meta.pcap_cnt);
                 let grown = flow.dir(hit.dir).payload.saturating_sub(before);
-                let data =
-                    chunk.map(|c| (pkt.payload.get(c.start..c.end).unwrap_or_default(), c.gap));
-                if let Some((bytes, gap)) = data
+                let data = chunk.map(|c| {
+                    (
+                        pkt.payload.get(c.start..c.end).unwrap_or_default(),
+                        c.gap,
+                        c.cut,
+                    )
+                });
+                if let Some((bytes, gap, cut)) = data
                     && flow.app.expected.is_none()
                 {
+                    // A cut datagram is still probed; a cut TCP segment breaks the stream.
+                    let gap = gap || (pkt.proto == 6 && cut > 0);
                     judge_now = identify(
                         flow,
                         hit.dir,

@@ -130,6 +130,8 @@ pub struct DirCounters {
     /// The most recent holes in sequence space `[start, end)`, so a late (reordered)
     /// segment that fills one counts as payload rather than as a retransmission.
     holes: [Option<(u32, u32)>; 2],
+    /// The last chunk handed up was cut short by the snap length.
+    cut_pending: bool,
 }
 
 impl DirCounters {
@@ -179,8 +181,12 @@ pub struct Chunk {
     pub start: usize,
     /// End of the new bytes within the captured payload.
     pub end: usize,
-    /// Bytes are missing before this chunk (a hole, or a snap-length cut).
+    /// Bytes are missing *before* this chunk: a hole in sequence space, or the tail an
+    /// earlier packet lost to the snap length.
     pub gap: bool,
+    /// Bytes of this packet's payload missing *after* `end` (cut by the snap length); a
+    /// parser that frames by length can skip them by count.
+    pub cut: u32,
 }
 
 /// One tracked flow. `A` is the application-layer state the engine attaches (identification,
@@ -330,10 +336,12 @@ impl<A> Flow<A> {
                 if pkt.fragment == Fragment::Continuation || pkt.payload.is_empty() {
                     None
                 } else {
+                    // Each datagram stands alone: a cut one loses only its own tail.
                     Some(Chunk {
                         start: 0,
                         end: pkt.payload.len(),
-                        gap: pkt.payload.len() < pkt.payload_len as usize,
+                        gap: false,
+                        cut: pkt.payload_len.saturating_sub(pkt.payload.len() as u32),
                     })
                 }
             }
@@ -365,7 +373,8 @@ impl<A> Flow<A> {
                 chunk = Some(Chunk {
                     start: 0,
                     end: captured,
-                    gap: captured < len as usize,
+                    gap: false,
+                    cut: len.saturating_sub(captured as u32),
                 });
             } else if rel > 0 {
                 // A hole: those bytes were never seen (loss before the sensor, or reordering).
@@ -377,6 +386,7 @@ impl<A> Flow<A> {
                     start: 0,
                     end: captured,
                     gap: true,
+                    cut: len.saturating_sub(captured as u32),
                 });
             } else {
                 let behind = rel.unsigned_abs();
@@ -400,10 +410,16 @@ impl<A> Flow<A> {
                     chunk = Some(Chunk {
                         start,
                         end: captured,
-                        gap: captured < len as usize,
+                        gap: false,
+                        cut: len.saturating_sub(captured as u32),
                     });
                 }
             }
+        }
+        if let Some(c) = chunk.as_mut() {
+            // A tail the snap length cut off is a hole before whatever comes next.
+            c.gap |= d.cut_pending;
+            d.cut_pending = c.cut > 0;
         }
         if t.has(TcpMeta::FIN) {
             if !d.fin {
@@ -856,6 +872,41 @@ mod tests {
         c.tcp(1, true, 40000, 80, 110, A, b"efgh");
         let f = c.table.get(slot).unwrap();
         assert_eq!((f.dirs[0].payload, f.dirs[0].missing), (8, 6));
+    }
+
+    #[test]
+    fn snaplen_cut_marks_the_tail_and_the_next_chunk() {
+        let mut dec = Decoder::new(8);
+        let mut table = FlowTable::<()>::new(FlowLimits::default());
+        let mut ended = Vec::new();
+        let mut chunks = Vec::new();
+        for (seq, cut_to) in [(100u32, Some(14 + 20 + 20 + 10)), (200, None)] {
+            let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(40000, 445, seq, 1000)
+                .ack(1);
+            let mut f = Vec::new();
+            b.write(&mut f, &[7u8; 100]).unwrap();
+            let wire = f.len() as u32;
+            let cap = &f[..cut_to.unwrap_or(f.len())];
+            let p = dec.decode(linktype::ETHERNET, cap, wire, Ts(0)).unwrap();
+            let hit = table.lookup(&p, Ts(0), 1, &mut ended);
+            chunks.push(
+                table
+                    .get_mut(hit.slot)
+                    .unwrap()
+                    .update(hit.dir, &p, Ts(0), 1)
+                    .unwrap(),
+            );
+        }
+        assert_eq!(
+            (chunks[0].end, chunks[0].cut, chunks[0].gap),
+            (10, 90, false)
+        );
+        assert_eq!(
+            (chunks[1].end, chunks[1].cut, chunks[1].gap),
+            (100, 0, true)
+        );
     }
 
     #[test]
