@@ -1273,3 +1273,17 @@ impl Engine {
         self.rep.send(OutMsg::Flush);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory per tracked flow is part of the design budget (≤ 512 B with the table's index):
+    /// catch accidental growth of the per-flow struct.
+    #[test]
+    fn flow_state_stays_small() {
+        let flow = std::mem::size_of::<Option<Flow<FlowApp>>>();
+        eprintln!("flow slot: {flow} bytes, FlowApp {} bytes", std::mem::size_of::<FlowApp>());
+        assert!(flow <= 400, "a flow slot takes {flow} bytes");
+    }
+}
