@@ -32,8 +32,8 @@ fn defaults_have_the_documented_values() {
     assert_eq!(c.capture.buffer_size_mib.get(), 32);
     assert_eq!(c.capture.read_timeout_ms.get(), 100);
     assert_eq!(c.capture.bpf, "");
-    assert_eq!(c.capture.batch_packets.get(), 256);
-    assert_eq!(c.capture.queue_batches.get(), 64);
+    assert_eq!(c.capture.batch_packets.get(), 512);
+    assert_eq!(c.capture.queue_batches.get(), 32);
     assert_eq!(c.capture.workers, 0);
     assert_eq!(c.capture.progress, Progress::Auto);
     assert_eq!(c.capture.max_record_bytes.get(), 262_144);
