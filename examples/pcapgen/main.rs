@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example pcapgen -- <scenario> <out.pcap> [--seed N] [--target-bytes N]
+//!     [--size BYTES] [--count N]
 //! cargo run --release --example pcapgen -- list
 //! ```
 //!
@@ -55,6 +56,13 @@ struct Args {
     /// Approximate pcap size for `bench`.
     #[arg(long, default_value_t = 1_000_000_000)]
     target_bytes: u64,
+    /// Transfer size of the detection scenarios that move one big body (`pcapgen list`
+    /// marks them with `--size`).
+    #[arg(long)]
+    size: Option<u64>,
+    /// Number of sessions of `ftp-repeated`.
+    #[arg(long)]
+    count: Option<u32>,
     /// Plan the capture and write only the truth file (no pcap): sizes and counts at scale
     /// without the disk traffic.
     #[arg(long)]
@@ -129,6 +137,8 @@ fn run(args: Args) -> Result<()> {
         &mut ctx,
         &scenario::Options {
             target_bytes: args.target_bytes,
+            size: args.size,
+            count: args.count,
         },
     )?;
     let mut got = ctx.finish()?;
@@ -151,6 +161,12 @@ fn run(args: Args) -> Result<()> {
     }
     if bench {
         command.push_str(&format!(" --target-bytes {}", args.target_bytes));
+    }
+    if let Some(size) = args.size {
+        command.push_str(&format!(" --size {size}"));
+    }
+    if let Some(count) = args.count {
+        command.push_str(&format!(" --count {count}"));
     }
     let ts = |us: u64| Ts(us * 1000).eve();
     let truth = TruthFile {
@@ -213,10 +229,21 @@ mod tests {
 
     type Key = (IpAddr, u16, IpAddr, u16, bool);
 
+    /// Options for a test run: the given `bench` size, and sized detection scenarios cut
+    /// to 3 MB so the checks stay fast in a debug build.
+    fn options(name: &str, target_bytes: u64) -> scenario::Options {
+        let sized = scenario::detection::SIZED.iter().any(|(n, _)| *n == name);
+        scenario::Options {
+            target_bytes,
+            size: sized.then_some(3_000_000),
+            count: None,
+        }
+    }
+
     fn generate(name: &str, target_bytes: u64) -> (Vec<u8>, ctx::Collected<Vec<u8>>) {
         let mux = Mux::new(Some(PcapWriter::new(Vec::new()).unwrap()));
         let mut ctx = Ctx::new(1, mux, true, true);
-        scenario::build(name, &mut ctx, &scenario::Options { target_bytes }).unwrap();
+        scenario::build(name, &mut ctx, &options(name, target_bytes)).unwrap();
         let mut got = ctx.finish().unwrap();
         (got.sink.take().unwrap(), got)
     }

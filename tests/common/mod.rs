@@ -28,6 +28,8 @@ pub fn corpus() -> Option<PathBuf> {
 pub struct Run {
     pub code: i32,
     pub records: Vec<Value>,
+    /// The stdout lines as written, for byte-for-byte comparisons.
+    pub lines: Vec<String>,
     pub stderr: String,
 }
 
@@ -66,6 +68,7 @@ pub fn run(args: &[&str]) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
         records,
+        lines: stdout.lines().map(str::to_owned).collect(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }

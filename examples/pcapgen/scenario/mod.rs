@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod detection;
 pub mod family;
 pub mod mismatch;
 
@@ -47,12 +48,16 @@ pub mod hosts {
     pub const WEB2: IpAddr = v4(198, 51, 100, 30);
     /// External SSH server.
     pub const SSH_EXT: IpAddr = v4(203, 0, 113, 22);
+    /// A second external FTP server `drop.example.org`.
+    pub const FTP_EXT2: IpAddr = v4(192, 0, 2, 21);
+    /// A public DNS resolver.
+    pub const RESOLVER_EXT: IpAddr = v4(192, 0, 2, 53);
     /// External host speaking SMB2 on 443.
     pub const ODD: IpAddr = v4(198, 51, 100, 77);
 }
 
 /// Every scenario: name and one-line description.
-pub const SCENARIOS: [(&str, &str); 19] = [
+pub const SCENARIOS: [(&str, &str); 26] = [
     (
         "demo",
         "README story: FTP upload of q3-finance.zip to an external server, plus background and one SMB-on-443",
@@ -111,6 +116,34 @@ pub const SCENARIOS: [(&str, &str); 19] = [
         "one flow per mismatch verdict, an attempt, and matching negatives",
     ),
     (
+        "ftp-internal-big-upload",
+        "110 MB passive FTP upload between two internal hosts (--size)",
+    ),
+    (
+        "ftp-big-upload-external",
+        "120 MB passive FTP upload to an external server (--size)",
+    ),
+    (
+        "ftp-download-external",
+        "LIST and a 4 MB RETR from an external FTP server (--size)",
+    ),
+    (
+        "http-upload-external",
+        "HTTP GET then a 6 MB POST to an external web server (--size)",
+    ),
+    (
+        "ssh-dns-external",
+        "DNS via an external resolver, SSH session and a 5 MB scp upload (--size)",
+    ),
+    (
+        "ftp-repeated",
+        "5 short FTP sessions uploading status.txt to one external server, 1 min apart (--count)",
+    ),
+    (
+        "ftp-suspicious-names",
+        "uploads of a hex-named .bin and of invoice.pdf.exe to two external servers",
+    ),
+    (
         "bench",
         "large mixed capture for throughput tests (--target-bytes, --seed)",
     ),
@@ -121,10 +154,23 @@ pub const SCENARIOS: [(&str, &str); 19] = [
 pub struct Options {
     /// Approximate capture size for `bench`.
     pub target_bytes: u64,
+    /// Transfer size of the detection scenarios that move one big body.
+    pub size: Option<u64>,
+    /// Sessions of `ftp-repeated`.
+    pub count: Option<u32>,
 }
 
 /// Runs scenario `name` into `ctx`.
 pub fn build<W: Write>(name: &str, ctx: &mut Ctx<W>, opts: &Options) -> Result<()> {
+    if opts.size.is_some() && !detection::SIZED.iter().any(|(n, _)| *n == name) {
+        bail!("--size does not apply to scenario {name:?}");
+    }
+    if opts.count.is_some() && name != "ftp-repeated" {
+        bail!("--count applies to ftp-repeated only");
+    }
+    if detection::build(name, ctx, opts)? {
+        return Ok(());
+    }
     match name {
         "demo" => demo::build(ctx),
         "mismatch" => mismatch::build(ctx),

@@ -182,9 +182,9 @@ pub fn tls<W: Write>(
     c
 }
 
-/// An SSH session: banners, KEXINIT, key exchange, then `rounds` encrypted keystroke and
-/// output packets; the client closes.
-pub fn ssh<W: Write>(ctx: &mut Ctx<W>, at: At, rounds: u32) -> Conv {
+/// A TCP connection for `at` through the SSH banners, key exchange and first encrypted
+/// packets (user authentication), ready for the session's traffic.
+fn ssh_open<W: Write>(ctx: &mut Ctx<W>, at: At) -> Conv {
     let mut c = open(ctx, at);
     c.handshake();
     c.send(
@@ -215,6 +215,13 @@ pub fn ssh<W: Write>(ctx: &mut Ctx<W>, at: At, rounds: u32) -> Conv {
         Direction::ToClient,
         Payload::bytes(misc::ssh_encrypted(rng, 560)),
     );
+    c
+}
+
+/// An SSH session: banners, KEXINIT, key exchange, then `rounds` encrypted keystroke and
+/// output packets; the client closes.
+pub fn ssh<W: Write>(ctx: &mut Ctx<W>, at: At, rounds: u32) -> Conv {
+    let mut c = ssh_open(ctx, at);
     for _ in 0..rounds {
         c.wait(ctx.rng.range(80_000, 900_000));
         c.send(
@@ -230,6 +237,25 @@ pub fn ssh<W: Write>(ctx: &mut Ctx<W>, at: At, rounds: u32) -> Conv {
     c.close(Direction::ToServer);
     c.meta.app_proto = Some(AppProto::Ssh);
     c.meta.note = format!("SSH session, {rounds} interactive round(s)");
+    c
+}
+
+/// An `scp` upload over SSH: the key exchange, then `len` encrypted bytes from the client
+/// (random, as ciphertext is) and a short confirmation back; the client closes.
+pub fn scp_upload<W: Write>(ctx: &mut Ctx<W>, at: At, len: u64) -> Conv {
+    let mut c = ssh_open(ctx, at);
+    let seed = ctx.rng.next_u64();
+    c.send(
+        Direction::ToServer,
+        Payload::generated(Fill::Random, seed, len),
+    );
+    c.send(
+        Direction::ToClient,
+        Payload::bytes(misc::ssh_encrypted(&mut ctx.rng, 52)),
+    );
+    c.close(Direction::ToServer);
+    c.meta.app_proto = Some(AppProto::Ssh);
+    c.meta.note = format!("SSH scp upload of {len} bytes");
     c
 }
 
