@@ -1283,7 +1283,10 @@ mod tests {
     #[test]
     fn flow_state_stays_small() {
         let flow = std::mem::size_of::<Option<Flow<FlowApp>>>();
-        eprintln!("flow slot: {flow} bytes, FlowApp {} bytes", std::mem::size_of::<FlowApp>());
+        eprintln!(
+            "flow slot: {flow} bytes, FlowApp {} bytes",
+            std::mem::size_of::<FlowApp>()
+        );
         assert!(flow <= 400, "a flow slot takes {flow} bytes");
     }
 }
