@@ -390,6 +390,48 @@ impl Reporter {
         wrote
     }
 
+    /// Wraps a detector alert about a session into an EVE alert record: the header names
+    /// the session's main flow (control connection, TFTP request, SMB connection), and the
+    /// `flow` object is that flow's when it is the one at hand.
+    fn write_session_alert(
+        &self,
+        s: &crate::session::Session,
+        flow: &Flow<FlowApp>,
+        a: Alert,
+        pcap_cnt: u64,
+        reason: &'static str,
+    ) {
+        let mut header = session_header(s, "alert");
+        header.timestamp = a.ts.eve();
+        header.pcap_cnt = self.settings.replay.then_some(pcap_cnt);
+        let (app, flow_obj) = if flow.flow_id == s.main.flow_id {
+            let mut rec = Self::flow_record(&self.settings, flow, EndReason::Timeout);
+            rec.flow.reason = reason;
+            rec.flow.alerted = true;
+            (rec.app, Some(rec.flow))
+        } else {
+            let app = AppProtoFields {
+                app_proto: Some(s.proto.as_str()),
+                app_proto_ts: None,
+                app_proto_tc: None,
+                app_proto_orig: (s.proto == AppProto::Ftps && matches!(s.parser, Parser::Ftp(_)))
+                    .then_some(AppProto::Ftp.as_str()),
+                app_proto_expected: None,
+            };
+            (app, None)
+        };
+        let record = AlertRecord {
+            header,
+            app,
+            alert: a.alert,
+            flow: flow_obj,
+            xfer: a.xfer,
+        };
+        if let Ok(line) = serde_json::to_vec(&record) {
+            self.send(OutMsg::Line(EventKind::Alert, line));
+        }
+    }
+
     /// Wraps a detector alert about `flow` into an EVE alert record and sends it.
     fn write_alert(&self, flow: &Flow<FlowApp>, a: Alert, pcap_cnt: u64, reason: &'static str) {
         let mut rec = Self::flow_record(&self.settings, flow, EndReason::Timeout);
@@ -552,6 +594,8 @@ fn start_session(
             flow_id: None,
             judged: false,
         });
+        // Judged at the request, before any data moves (see SessionCtx::packet).
+        s.unjudged = true;
         // The transfer comes from the server's new port to the client's port.
         let exp = Expectation {
             proto: AppProto::TftpData,
@@ -622,6 +666,32 @@ fn link_ftps_data(
         s.carried_payload |= ts_b + tc_b > 0;
     }
     sessions.stats.linked_by_host_pair += 1;
+}
+
+/// Header of records about a session, from its main flow's identity.
+fn session_header(s: &crate::session::Session, event_type: &'static str) -> Header {
+    Header {
+        timestamp: s.last_ts.eve(),
+        flow_id: s.main.flow_id,
+        pcap_cnt: None,
+        event_type,
+        src_ip: s.client.0,
+        src_port: Some(s.client.1),
+        dest_ip: s.server.0,
+        dest_port: Some(s.server.1),
+        proto: eve::proto_name(s.main.proto),
+        icmp_type: None,
+        icmp_code: None,
+        vlan: s.main.vlan.iter().copied().filter(|v| *v != 0).collect(),
+        community_id: crate::community_id::community_id(
+            0,
+            s.client.0,
+            s.server.0,
+            s.main.proto,
+            s.client.1,
+            s.server.1,
+        ),
+    }
 }
 
 /// Outbound growth between two detector checks of a session.
@@ -699,9 +769,14 @@ impl SessionCtx<'_> {
             }
             _ => {}
         }
-        let Some(s) = self.sessions.get(sid) else {
+        let Some(s) = self.sessions.get_mut(sid) else {
             return;
         };
+        // Every file whose name just became known (STOR, WRQ, SMB CREATE) is judged now.
+        if s.unjudged {
+            s.unjudged = false;
+            new_files = s.unjudged_files();
+        }
         let due =
             first_payload || s.outbound.saturating_sub(s.checked_outbound) >= CHECK_EVERY_BYTES;
         if due || !new_files.is_empty() {
@@ -868,7 +943,7 @@ impl SessionCtx<'_> {
             flow.app.alerted = true;
         }
         for a in alerts.drain(..) {
-            self.rep.write_alert(flow, a, pcap_cnt, "active");
+            self.rep.write_session_alert(s, flow, a, pcap_cnt, "active");
         }
         self.rep.alerts = alerts;
     }
@@ -922,7 +997,7 @@ impl SessionCtx<'_> {
         }
         for a in alerts.drain(..) {
             self.rep
-                .write_alert(flow, a, flow.last_pcap_cnt, "session-end");
+                .write_session_alert(&s, flow, a, flow.last_pcap_cnt, "session-end");
         }
         self.rep.alerts = alerts;
         self.write_session(&s);
@@ -937,10 +1012,10 @@ impl SessionCtx<'_> {
     }
 
     fn write_session(&self, s: &crate::session::Session) {
-        let header = self.session_header(s, "session");
+        let header = session_header(s, "session");
         if let Parser::Tftp(t) = &s.parser {
             let rec = TxRecord {
-                header: self.session_header(s, "tftp"),
+                header: session_header(s, "tftp"),
                 ftp: None,
                 smb: None,
                 tftp: Some(t.record()),
@@ -966,32 +1041,6 @@ impl SessionCtx<'_> {
         };
         if let Ok(line) = serde_json::to_vec(&rec) {
             self.rep.send(OutMsg::Line(EventKind::Session, line));
-        }
-    }
-
-    /// Header of records about a session, from its main flow's identity.
-    fn session_header(&self, s: &crate::session::Session, event_type: &'static str) -> Header {
-        Header {
-            timestamp: s.last_ts.eve(),
-            flow_id: s.main.flow_id,
-            pcap_cnt: None,
-            event_type,
-            src_ip: s.client.0,
-            src_port: Some(s.client.1),
-            dest_ip: s.server.0,
-            dest_port: Some(s.server.1),
-            proto: eve::proto_name(s.main.proto),
-            icmp_type: None,
-            icmp_code: None,
-            vlan: s.main.vlan.iter().copied().filter(|v| *v != 0).collect(),
-            community_id: crate::community_id::community_id(
-                0,
-                s.client.0,
-                s.server.0,
-                s.main.proto,
-                s.client.1,
-                s.server.1,
-            ),
         }
     }
 }

@@ -709,7 +709,7 @@ fn lab_tftp_filenames_without_suppression() {
     );
 }
 
-// --- known engine defects (engine.rs is owned elsewhere) ---------------------------------
+// --- regressions: alert identity and filename timing ---------------------------------------
 
 /// DESIGN §7 and docs/detections.md: an alert's header and `flow` object are those of the
 /// session's main (control or request) flow. The engine builds them from whichever flow
@@ -717,7 +717,6 @@ fn lab_tftp_filenames_without_suppression() {
 /// connection (client port → PASV port), its closing record the LIST data connection, and
 /// the TFTP filename alert the transfer flow (→ server's ephemeral port, not 69).
 #[test]
-#[ignore = "engine bug: alert header/flow come from the triggering flow, not the session's main flow"]
 fn alert_header_is_the_sessions_main_flow() {
     for file in ["ftp-passive-upload-external.pcap", "tftp-put-get.pcap"] {
         let r = replay(&root().join("pcaps/real").join(file), LAB_CONFIG);
@@ -744,7 +743,6 @@ fn alert_header_is_the_sessions_main_flow() {
 /// fires at the command (0 bytes so far). The TFTP filename alert only fires when the
 /// session ends, because the request's file is never handed to the detector as new.
 #[test]
-#[ignore = "engine bug: TFTP file names are judged only at session end"]
 fn tftp_filename_alert_fires_at_the_request() {
     let r = replay(&root().join("pcaps/real/tftp-put-get.pcap"), LAB_CONFIG);
     let a = the_alert(&r, "suspicious-filename", "crossing");

@@ -179,6 +179,8 @@ pub struct Session {
     pub checked_outbound: u64,
     /// The detector has been told about the session.
     pub detector_started: bool,
+    /// Some file has a name the detector has not judged yet.
+    pub unjudged: bool,
     /// An alert was raised on the session.
     pub alerted: bool,
     max_files: usize,
@@ -247,6 +249,7 @@ impl Session {
             flow_id,
             judged: false,
         });
+        self.unjudged = true;
         Some(self.files.len() - 1)
     }
 
@@ -367,8 +370,20 @@ impl Session {
                 judged,
             });
         }
+        self.unjudged |= files.iter().any(|f| !f.judged);
         self.files = files;
         self.files_omitted = omitted;
+    }
+
+    /// Files with a name the detector has not judged yet.
+    pub fn unjudged_files(&self) -> Vec<usize> {
+        (0..self.files.len())
+            .filter(|&i| {
+                self.files.get(i).is_some_and(|f| {
+                    !f.judged && !f.name.is_empty() && f.direction != TransferDirection::Listing
+                })
+            })
+            .collect()
     }
 
     /// The files as the detector sees them (listings and pipes are not files).
@@ -623,6 +638,7 @@ impl SessionTable {
             tls: proto == AppProto::Ftps,
             checked_outbound: 0,
             detector_started: false,
+            unjudged: false,
             alerted: false,
             max_files: self.limits.max_files,
         };
