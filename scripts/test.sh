@@ -4,5 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# tests/detection.rs runs the capture generator binary to make its large captures;
+# `--all-targets` builds examples as test harnesses, so build the binaries first.
+cargo build --locked --examples
 cargo test --locked --all-targets
 cargo test --locked --doc
