@@ -19,7 +19,7 @@ use crate::output::eve::{
     Identification, SessionRecord, SessionXfer, StatsBody, StatsRecord, TxRecord, XferFlow,
     XferRef,
 };
-use crate::output::{EventKind, OutMsg};
+use crate::output::{EventKind, KindCounts, OutMsg};
 use crate::proto::Endpoint;
 use crate::proto::ftp::{FtpConfig, FtpControl, FtpEvent};
 use crate::proto::smb::{SmbConfig, SmbConnection, SmbEvent};
@@ -28,6 +28,7 @@ use crate::session::expect::Expectation;
 use crate::session::{FlowRole, MainFlow, Parser, SessionId, SessionLimits, SessionTable};
 use crate::time::Ts;
 use crate::zones::{Zone, Zones};
+use std::cell::RefCell;
 
 /// Validated settings the engine runs with.
 #[derive(Debug, Clone)]
@@ -217,13 +218,47 @@ struct Reporter {
     detector: Detector,
     alerts: Vec<Alert>,
     out: Sender<OutMsg>,
+    /// Lines not yet handed to the writer. A `RefCell` because the engine's record builders
+    /// take `&self`; the engine is single-threaded, so this is never contended.
+    pending: RefCell<(Vec<u8>, KindCounts)>,
 }
 
+/// Gathered output is handed over at least this often.
+const PENDING_FLUSH_BYTES: usize = 256 * 1024;
+
 impl Reporter {
+    /// Queues a record. Lines are gathered into one block per input batch (or per 256 KiB)
+    /// so the writer wakes once per batch, not once per record; anything else flushes the
+    /// block first to keep the order.
     fn send(&self, msg: OutMsg) {
-        // The writer outlives the workers; a send fails only if it died, and then there is
-        // nowhere left to report to.
-        let _ = self.out.send(msg);
+        match msg {
+            OutMsg::Line(kind, line) => {
+                let full = {
+                    let mut p = self.pending.borrow_mut();
+                    p.0.extend_from_slice(&line);
+                    p.0.push(b'\n');
+                    p.1.add(kind);
+                    p.0.len() >= PENDING_FLUSH_BYTES
+                };
+                if full {
+                    self.flush_pending();
+                }
+            }
+            other => {
+                self.flush_pending();
+                // The writer outlives the workers; a send fails only if it died, and then
+                // there is nowhere left to report to.
+                let _ = self.out.send(other);
+            }
+        }
+    }
+
+    /// Hands the gathered lines to the writer.
+    fn flush_pending(&self) {
+        let (data, counts) = std::mem::take(&mut *self.pending.borrow_mut());
+        if !data.is_empty() {
+            let _ = self.out.send(OutMsg::Block(data, counts));
+        }
     }
 
     /// The header for records about `flow`, stamped at `ts`.
@@ -454,7 +489,16 @@ impl Reporter {
     }
 }
 
-/// Feeds identification; returns true when the verdict can be decided now.
+/// What one chunk did to identification.
+struct Identified {
+    /// Identification is complete and the verdict not yet decided.
+    judge_now: bool,
+    /// The chunk was probed (identification was still running): only then can a session
+    /// start, so settled flows never pay for the check again.
+    probed: bool,
+}
+
+/// Feeds identification.
 fn identify(
     flow: &mut Flow<FlowApp>,
     dir: Direction,
@@ -463,7 +507,7 @@ fn identify(
     proto: u8,
     pcap_cnt: u64,
     budget: &Budget,
-) -> bool {
+) -> Identified {
     let (_, cport) = flow.client_endpoint();
     let (_, sport) = flow.server_endpoint();
     let app = &mut flow.app;
@@ -476,10 +520,14 @@ fn identify(
         Classifier::new(l4, cport, sport)
     });
     // A hole breaks a TCP stream for the probes; a UDP datagram stands alone.
-    if cls.wants_more() && (proto == 17 || !gap) {
+    let probed = cls.wants_more() && (proto == 17 || !gap);
+    if probed {
         cls.feed(dir, bytes, pcap_cnt, budget);
     }
-    !cls.wants_more() && !app.judged
+    Identified {
+        judge_now: !cls.wants_more() && !app.judged,
+        probed,
+    }
 }
 
 /// The direction of `flow` whose payload is outbound, when it crosses the boundary.
@@ -1078,6 +1126,7 @@ impl Engine {
                 detector: Detector::new(settings.detect.clone()),
                 alerts: Vec::new(),
                 out,
+                pending: RefCell::new((Vec::new(), KindCounts::default())),
                 settings,
             },
         }
@@ -1089,6 +1138,7 @@ impl Engine {
         for (meta, data) in batch.iter() {
             self.packet(meta, data);
         }
+        self.rep.flush_pending();
     }
 
     fn packet(&mut self, meta: &FrameMeta, data: &[u8]) {
@@ -1126,7 +1176,7 @@ impl Engine {
                 {
                     // A cut datagram is still probed; a cut TCP segment breaks the stream.
                     let gap = gap || (pkt.proto == 6 && cut > 0);
-                    judge_now = identify(
+                    let id = identify(
                         flow,
                         hit.dir,
                         bytes,
@@ -1135,7 +1185,8 @@ impl Engine {
                         meta.pcap_cnt,
                         &self.rep.settings.budget,
                     );
-                    if flow.app.session.is_none() {
+                    judge_now = id.judge_now;
+                    if id.probed && flow.app.session.is_none() {
                         start_session(
                             &mut self.sessions,
                             &self.rep.settings,

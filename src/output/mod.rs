@@ -34,6 +34,8 @@ pub enum EventKind {
 pub enum OutMsg {
     /// One serialised record (no trailing newline).
     Line(EventKind, Vec<u8>),
+    /// Several whole records, each ending in a newline, with how many of each kind.
+    Block(Vec<u8>, KindCounts),
     /// A stats record: the writer adds its own counters before serialising.
     Stats(Box<eve::StatsRecord>),
     /// Flush buffers now (end of an input, or a periodic flush).
@@ -61,7 +63,46 @@ pub struct OutputStats {
     pub queue_dropped: u64,
 }
 
+/// Records per event kind in a [`OutMsg::Block`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindCounts([u64; 6]);
+
+impl KindCounts {
+    fn slot(kind: EventKind) -> usize {
+        match kind {
+            EventKind::Flow => 0,
+            EventKind::Alert => 1,
+            EventKind::Stats => 2,
+            EventKind::Anomaly => 3,
+            EventKind::Transaction => 4,
+            EventKind::Session => 5,
+        }
+    }
+
+    /// Counts one record of `kind`.
+    pub fn add(&mut self, kind: EventKind) {
+        if let Some(c) = self.0.get_mut(Self::slot(kind)) {
+            *c += 1;
+        }
+    }
+
+    /// Records counted.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
 impl OutputStats {
+    fn add_block(&mut self, c: &KindCounts) {
+        let [flow, alert, stats, anomaly, transaction, session] = c.0;
+        self.flow += flow;
+        self.alert += alert;
+        self.stats += stats;
+        self.anomaly += anomaly;
+        self.transaction += transaction;
+        self.session += session;
+    }
+
     fn count(&mut self, kind: EventKind) {
         match kind {
             EventKind::Flow => self.flow += 1,
@@ -143,6 +184,27 @@ impl Writer {
         }
     }
 
+    /// Writes a block of whole lines in one call.
+    pub fn write_block(&mut self, data: &[u8], counts: &KindCounts) {
+        let res = match &mut self.sink {
+            Sink::Stdout(w) => w.write_all(data),
+            Sink::File(w) => w.write_all(data),
+            Sink::Gone => {
+                self.stats.write_failed += counts.total();
+                return;
+            }
+        };
+        match res {
+            Ok(()) => self.stats.add_block(counts),
+            Err(e) => {
+                // A failed write_all may have written part of the block; every record in
+                // it is counted as lost, and the sink is closed so nothing follows a torn line.
+                self.stats.write_failed += counts.total().saturating_sub(1);
+                self.fail(e);
+            }
+        }
+    }
+
     /// Serialises and writes a stats record, adding this writer's counters.
     pub fn write_stats(&mut self, mut rec: eve::StatsRecord) {
         // Count this record before serialising so it reports itself.
@@ -189,6 +251,7 @@ impl Writer {
     pub fn handle(&mut self, msg: OutMsg) {
         match msg {
             OutMsg::Line(kind, line) => self.write(kind, &line),
+            OutMsg::Block(data, counts) => self.write_block(&data, &counts),
             OutMsg::Stats(rec) => self.write_stats(*rec),
             OutMsg::Flush => self.flush(),
         }
