@@ -229,6 +229,12 @@ impl Decoder {
         }
     }
 
+    /// Changes the fragment-train cap (config reload); a fuller table shrinks as trains
+    /// expire.
+    pub fn set_max_fragments(&mut self, max_frags: usize) {
+        self.max_frags = max_frags;
+    }
+
     /// Link types seen so far that this decoder cannot read (reported once each).
     pub fn unsupported_linktypes(&self) -> &[u32] {
         &self.warned_linktypes

@@ -4,7 +4,10 @@
 //! The engine owns all per-flow state, so the hot path takes no locks. Records are
 //! serialised here and sent to the writer thread as owned lines.
 
-use crossbeam_channel::Sender;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::{Sender, TrySendError};
 
 use crate::app_proto::AppProto;
 use crate::capture::{Batch, FrameMeta, ReadStats};
@@ -217,13 +220,25 @@ struct Reporter {
     detector: Detector,
     alerts: Vec<Alert>,
     out: Sender<OutMsg>,
+    /// Live mode: records dropped because the writer queue was full (never blocks).
+    dropped: Option<Arc<AtomicU64>>,
 }
 
 impl Reporter {
     fn send(&self, msg: OutMsg) {
-        // The writer outlives the workers; a send fails only if it died, and then there is
-        // nowhere left to report to.
-        let _ = self.out.send(msg);
+        match &self.dropped {
+            // Live: a stalled writer must not stall capture; the loss is counted.
+            Some(counter) => {
+                if let Err(TrySendError::Full(_)) = self.out.try_send(msg) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // Replay waits. The writer outlives the workers; a send fails only if it died,
+            // and then there is nowhere left to report to.
+            None => {
+                let _ = self.out.send(msg);
+            }
+        }
     }
 
     /// The header for records about `flow`, stamped at `ts`.
@@ -1027,8 +1042,64 @@ impl Engine {
                 detector: Detector::new(settings.detect.clone()),
                 alerts: Vec::new(),
                 out,
+                dropped: None,
                 settings,
             },
+        }
+    }
+
+    /// Live mode: records are never waited for; when the writer queue is full they are
+    /// dropped and counted in `counter` (reported as `stats.output.queue_dropped`).
+    pub fn drop_when_full(&mut self, counter: Arc<AtomicU64>) {
+        self.rep.dropped = Some(counter);
+    }
+
+    /// Applies reloaded settings at a batch boundary (SIGHUP).
+    ///
+    /// Timeouts, zones, the port policy, probe budgets and the stats interval apply at
+    /// once. `max_flows` and `max_fragments` bound new state only: a table already larger
+    /// shrinks as its entries end. Session caps keep their start-up values (the session
+    /// table has no resize; restart to change them). When `new_detector` is set the
+    /// detector is rebuilt with the new thresholds, allowlist and suppression: its sliding
+    /// windows, suppression memory and counters start again from empty.
+    pub fn reload(&mut self, settings: EngineSettings, new_detector: bool) {
+        self.flows.set_limits(settings.flow_limits.clone());
+        self.decoder.set_max_fragments(settings.max_fragments);
+        if new_detector {
+            self.rep.detector = Detector::new(settings.detect.clone());
+        }
+        let replay = self.rep.settings.replay;
+        let session_limits = self.rep.settings.session_limits.clone();
+        self.rep.settings = EngineSettings {
+            replay,
+            session_limits,
+            ..settings
+        };
+    }
+
+    /// Advances packet time without a packet (live capture on a quiet wire): flows whose
+    /// timeout passed end, and a periodic stats record is written when due.
+    pub fn tick(&mut self, now: Ts, capture: &ReadStats) {
+        self.capture.clone_from(capture);
+        if self.first_ts.is_none() {
+            self.first_ts = Some(now);
+            self.last_stats = now;
+        }
+        if now > self.now {
+            self.now = now;
+        }
+        self.flows.sweep(self.now, &mut self.ended);
+        self.flush_ended();
+        self.stats_if_due();
+    }
+
+    fn stats_if_due(&mut self) {
+        let interval = self.rep.settings.stats_interval;
+        if interval > 0
+            && self.now.since(self.last_stats) >= interval.saturating_mul(Ts::NANOS_PER_SEC)
+        {
+            self.last_stats = self.now;
+            self.send_stats();
         }
     }
 
@@ -1103,17 +1174,7 @@ impl Engine {
             }
         }
         self.flush_ended();
-        if self.rep.settings.stats_interval > 0
-            && now.since(self.last_stats)
-                >= self
-                    .rep
-                    .settings
-                    .stats_interval
-                    .saturating_mul(Ts::NANOS_PER_SEC)
-        {
-            self.last_stats = now;
-            self.send_stats();
-        }
+        self.stats_if_due();
     }
 
     fn flush_ended(&mut self) {
@@ -1246,6 +1307,9 @@ impl Engine {
 
     /// Ends every flow with `reason`, then writes the final stats record.
     pub fn finish(&mut self, reason: EndReason, capture: &ReadStats) {
+        // Capture has stopped, so nothing is left to protect from a slow writer: every
+        // flow's record waits for room rather than being dropped.
+        self.rep.dropped = None;
         self.capture.clone_from(capture);
         self.flows.drain(reason, &mut self.ended);
         self.flush_ended();

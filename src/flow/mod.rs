@@ -564,6 +564,12 @@ impl<A: Default> FlowTable<A> {
         }
     }
 
+    /// Replaces the limits (config reload). Timeouts apply to the next sweep; a smaller
+    /// `max_flows` bounds new flows only, so a fuller table shrinks as its flows end.
+    pub fn set_limits(&mut self, limits: FlowLimits) {
+        self.limits = limits;
+    }
+
     /// Number of flows tracked.
     pub fn len(&self) -> usize {
         self.index.len()
