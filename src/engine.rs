@@ -113,6 +113,12 @@ pub struct FlowApp {
     outbound_dir: Option<Direction>,
     /// Host-pair links (FTPS data) are not certain.
     link_confidence: Option<f64>,
+    /// The tunnel the flow's first tunnelled packet came in. The tunnel is not part of the
+    /// flow key: a remote-SPAN copy describes the path, not the conversation, so the same
+    /// inner 5-tuple seen plain and tunnelled is one flow (duplicates count as
+    /// retransmissions), and FTP/TFTP expectations match inner addresses whatever carried
+    /// them.
+    tunnel: Option<crate::decode::Tunnel>,
 }
 
 /// If the matched bytes prove the heuristic picked the wrong client (a midstream pickup),
@@ -328,6 +334,7 @@ impl Reporter {
                 command: None,
                 filename: None,
                 link_confidence: None,
+                tunnel: flow.app.tunnel.map(crate::decode::Tunnel::as_str),
             },
         }
     }
@@ -1131,6 +1138,9 @@ impl Engine {
             }
             let mut judge_now = false;
             if let Some(flow) = self.flows.get_mut(hit.slot) {
+                if flow.app.tunnel.is_none() {
+                    flow.app.tunnel = pkt.tunnel;
+                }
                 let before = flow.dir(hit.dir).payload;
                 let chunk = flow.update(hit.dir, &pkt, ts, meta.pcap_cnt);
                 let grown = flow.dir(hit.dir).payload.saturating_sub(before);

@@ -136,6 +136,10 @@ pub struct XferFlow {
     /// announcement the sensor could read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_confidence: Option<f64>,
+    /// The tunnel the flow arrived in (`gre`, `erspan-i`/`-ii`/`-iii`, `vxlan`, `geneve`),
+    /// outermost first seen; absent when it was not tunnelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<&'static str>,
 }
 
 /// A `flow` record.
