@@ -297,9 +297,15 @@ impl Reporter {
         let cz = settings.zones.classify(cip);
         let sz = settings.zones.classify(sip);
         let [ts, tc] = flow.dirs;
+        // Only one direction captured: the other's bytes come from the seen side's ACKs
+        // rather than being taken as zero (which would read as 100 % one way).
+        let estimate = flow.estimated_unseen_payload();
+        let est = |d: Direction| estimate.and_then(|(u, n)| (u == d).then_some(n));
+        let (est_ts, est_tc) = (est(Direction::ToServer), est(Direction::ToClient));
+        let (ts_pay, tc_pay) = (est_ts.unwrap_or(ts.payload), est_tc.unwrap_or(tc.payload));
         let (outbound, inbound) = match (cz.zone, sz.zone) {
-            (Zone::Internal, Zone::External) => (ts.payload, tc.payload),
-            (Zone::External, Zone::Internal) => (tc.payload, ts.payload),
+            (Zone::Internal, Zone::External) => (ts_pay, tc_pay),
+            (Zone::External, Zone::Internal) => (tc_pay, ts_pay),
             _ => (0, 0),
         };
         FlowRecord {
@@ -335,6 +341,9 @@ impl Reporter {
                 filename: None,
                 link_confidence: None,
                 tunnel: flow.app.tunnel.map(crate::decode::Tunnel::as_str),
+                visibility: flow.one_sided().then_some("one-sided"),
+                estimated_payload_toserver: est_ts,
+                estimated_payload_toclient: est_tc,
             },
         }
     }
@@ -644,6 +653,22 @@ fn link_ftps_data(
         s.carried_payload |= ts_b + tc_b > 0;
     }
     sessions.stats.linked_by_host_pair += 1;
+}
+
+/// Adds payload a one-sided flow's ACKs say the unseen direction `unseen` carried to the
+/// flow's session, so its outbound share is not a false 100 %.
+fn estimated_growth(sessions: &mut SessionTable, flow: &Flow<FlowApp>, unseen: Direction, n: u64) {
+    let Some((sid, _)) = flow.app.session else {
+        return;
+    };
+    let Some(s) = sessions.get_mut(sid) else {
+        return;
+    };
+    match flow.app.outbound_dir {
+        Some(d) if d == unseen => s.outbound += n,
+        Some(_) => s.inbound += n,
+        None => {}
+    }
 }
 
 /// Outbound growth between two detector checks of a session.
@@ -1142,8 +1167,15 @@ impl Engine {
                     flow.app.tunnel = pkt.tunnel;
                 }
                 let before = flow.dir(hit.dir).payload;
+                let acked_before = flow.dir(hit.dir).acked;
                 let chunk = flow.update(hit.dir, &pkt, ts, meta.pcap_cnt);
                 let grown = flow.dir(hit.dir).payload.saturating_sub(before);
+                // One-sided TCP: what this packet acknowledged is the unseen side's payload.
+                let ack_grown = if flow.one_sided() {
+                    flow.dir(hit.dir).acked.saturating_sub(acked_before)
+                } else {
+                    0
+                };
                 let data =
                     chunk.map(|c| (pkt.payload.get(c.start..c.end).unwrap_or_default(), c.gap));
                 if let Some((bytes, gap)) = data
@@ -1177,6 +1209,9 @@ impl Engine {
                         smb_events: &mut self.smb_events,
                     };
                     ctx.packet(flow, hit.dir, data, grown, ts, meta.pcap_cnt);
+                    if ack_grown > 0 {
+                        estimated_growth(&mut self.sessions, flow, hit.dir.reverse(), ack_grown);
+                    }
                 }
             }
             if judge_now {
