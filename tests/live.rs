@@ -209,7 +209,18 @@ fn live_lab_matches_replay() {
     let lab_toml = root.join("pcaps/real/lab.toml");
     lab.children.push(
         Command::new("ip")
-            .args(["netns", "exec", "xw-router", BIN, "-i", "xw-r0", "-c"])
+            // Opens the capture and the output as root, then runs as nobody.
+            .args([
+                "netns",
+                "exec",
+                "xw-router",
+                BIN,
+                "-i",
+                "xw-r0",
+                "--user",
+                "nobody",
+            ])
+            .arg("-c")
             .arg(&lab_toml)
             .arg("-o")
             .arg(&live_eve)
@@ -224,7 +235,7 @@ fn live_lab_matches_replay() {
         "tcpdump did not start"
     );
     assert!(
-        wait_for_text(&sensor_err, "Live capture opened", Duration::from_secs(10)),
+        wait_for_text(&sensor_err, "Privileges dropped", Duration::from_secs(10)),
         "sensor did not start: {}",
         std::fs::read_to_string(&sensor_err).unwrap_or_default()
     );
@@ -442,5 +453,81 @@ fn sigterm_during_long_replay() {
     let (code, took) = wait_for(&mut child, Duration::from_secs(5)).expect("still running");
     assert_eq!(code, 130, "second SIGTERM exits at once with 130");
     assert!(took < Duration::from_millis(500), "{took:?}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// SIGHUP on a live capture with a silent interface: periodic stats keep coming (idle
+/// ticks), the output file is reopened after a rename, an invalid config is refused with
+/// the reason logged, and a valid one is applied.
+#[test]
+fn sighup_reopens_output_and_reloads_config_live() {
+    if !sh("test \"$(id -u)\" -eq 0") {
+        eprintln!("sighup_reopens_output_and_reloads_config_live: skipped: not root");
+        return;
+    }
+    let tmp = std::env::temp_dir().join(format!("xw-hup-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let cfg = tmp.join("sensor.toml");
+    std::fs::write(&cfg, "[output]\nstats_interval = 1\n").unwrap();
+    let eve = tmp.join("eve.json");
+    let err = tmp.join("sensor.err");
+    // A filter nothing matches keeps the capture silent however busy `lo` is.
+    let mut child = Command::new(BIN)
+        .args(["-i", "lo", "-c"])
+        .arg(&cfg)
+        .arg("-o")
+        .arg(&eve)
+        .args(["udp", "port", "9"])
+        .env("XFERWATCH_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(
+        wait_for_text(&err, "Live capture opened", Duration::from_secs(10)),
+        "{}",
+        log()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let rotated = tmp.join("eve.json.1");
+    std::fs::rename(&eve, &rotated).unwrap();
+    std::fs::write(&cfg, "[output]\nstats_interval = -1\n").unwrap();
+    signal(&child, "HUP");
+    assert!(
+        wait_for_text(&err, "Config reload failed", Duration::from_secs(5)),
+        "{}",
+        log()
+    );
+    assert!(wait_for_text(
+        &err,
+        "EVE output reopened",
+        Duration::from_secs(5)
+    ));
+    std::fs::write(&cfg, "[output]\nstats_interval = 2\n").unwrap();
+    signal(&child, "HUP");
+    assert!(
+        wait_for_text(&err, "Config reloaded.", Duration::from_secs(5)),
+        "{}",
+        log()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&child, "TERM");
+    let (code, took) = wait_for(&mut child, Duration::from_secs(5)).expect("no exit");
+    assert_eq!(code, 0, "{}", log());
+    assert!(took < Duration::from_secs(2));
+    let before = parse_lines(&rotated);
+    let after = parse_lines(&eve);
+    // No packet arrived, yet stats records came every second before the rotation.
+    assert!(of(&before, "stats").len() >= 2, "{before:?}");
+    assert!(before.iter().all(|r| r["event_type"] == "stats"));
+    assert!(of(&after, "stats").len() >= 2, "{after:?}");
+    assert_eq!(after.last().unwrap()["event_type"], "stats");
+    assert_eq!(
+        after.last().unwrap()["stats"]["capture"]["frames"],
+        0,
+        "the filter let a frame through"
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }
