@@ -20,8 +20,11 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_xferwatch");
 
-/// (timestamp seconds, fraction, frame) of every record of a classic little-endian pcap.
-fn read_pcap(bytes: &[u8]) -> (Vec<u8>, Vec<(u32, u32, Vec<u8>)>) {
+/// Timestamp seconds, fraction and bytes of one capture record.
+type Frame = (u32, u32, Vec<u8>);
+
+/// The file header and every record of a classic little-endian pcap.
+fn read_pcap(bytes: &[u8]) -> (Vec<u8>, Vec<Frame>) {
     assert_eq!(
         &bytes[..4],
         &[0xd4, 0xc3, 0xb2, 0xa1],
@@ -39,7 +42,7 @@ fn read_pcap(bytes: &[u8]) -> (Vec<u8>, Vec<(u32, u32, Vec<u8>)>) {
     (header, out)
 }
 
-fn write_pcap(path: &Path, header: &[u8], frames: &[(u32, u32, Vec<u8>)]) {
+fn write_pcap(path: &Path, header: &[u8], frames: &[Frame]) {
     let mut f = header.to_vec();
     for (sec, frac, data) in frames {
         f.extend_from_slice(&sec.to_le_bytes());
