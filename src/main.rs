@@ -39,7 +39,7 @@ struct Cli {
     #[arg(long = "buffer-size", value_name = "MIB")]
     buffer_size: Option<u32>,
     /// After opening the capture and the output, switch to this user (name or uid) and
-    /// shed all capabilities.
+    /// shed all capabilities. With -r the files are opened after the switch.
     #[arg(long = "user", value_name = "USER")]
     user: Option<String>,
     /// Group to switch to (name or gid); defaults to the user's primary group.

@@ -325,11 +325,7 @@ fn read_live(
     free_rx: &Receiver<Batch>,
     outcome: &mut RunOutcome,
 ) -> (ReadStats, EndReason) {
-    let timeout_ms = match &opts.source {
-        Source::Live(l) => l.effective_timeout_ms(),
-        Source::Files(_) => 100,
-    };
-    let timeout = Duration::from_millis(u64::from(timeout_ms));
+    let timeout = cap.read_timeout();
     let batch_packets = opts.batch_packets.max(1);
     let mut stats = ReadStats {
         inputs: 1,

@@ -204,6 +204,11 @@ impl LiveCapture {
         self.units_per_sec == 1_000_000_000
     }
 
+    /// The read timeout in force: the longest [`LiveCapture::next_frame`] waits.
+    pub fn read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.timeout_ms))
+    }
+
     /// The interface name.
     pub fn interface(&self) -> &str {
         &self.iface
