@@ -7,6 +7,14 @@
 //! checked accessors here because the flow stage needs the *claimed* payload length (from
 //! the IP header) as well as the captured bytes.
 //!
+//! Tunnels that remote-SPAN and routed-segment sensors receive are opened here: GRE (RFC
+//! 2784/2890, with checksum, key and sequence fields) carrying IPv4, IPv6, MPLS or Ethernet
+//! (transparent bridging), ERSPAN types I, II and III inside GRE, VXLAN (UDP 4789, RFC 7348)
+//! and Geneve (UDP 6081, RFC 8926, options skipped). The inner packet is what the flow
+//! stage tracks; [`Packet::tunnel`] names the outermost tunnel. Nesting is bounded by
+//! [`MAX_TUNNEL_DEPTH`]. A header that does not parse as its tunnel (VXLAN without the I
+//! flag, GRE with routing) leaves the outer packet to be tracked as it is.
+//!
 //! Invariant: [`Decoder::decode`] never panics and never allocates per packet (the IPv4
 //! fragment table allocates only when a new fragment train starts, and is capped).
 //! Every packet that yields no [`Packet`] bumps exactly one `DecodeStats` counter.
@@ -58,6 +66,17 @@ const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 const ETHERTYPE_MPLS: u16 = 0x8847;
 const ETHERTYPE_MPLS_MCAST: u16 = 0x8848;
 
+const ETHERTYPE_TEB: u16 = 0x6558;
+const ETHERTYPE_ERSPAN_2: u16 = 0x88be;
+const ETHERTYPE_ERSPAN_3: u16 = 0x22eb;
+
+const PROTO_GRE: u8 = 47;
+const PORT_VXLAN: u16 = 4789;
+const PORT_GENEVE: u16 = 6081;
+
+/// Tunnels opened inside one frame at most; deeper nesting is counted and dropped.
+pub const MAX_TUNNEL_DEPTH: u8 = 4;
+
 const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
@@ -107,6 +126,37 @@ pub enum Fragment {
     Continuation,
 }
 
+/// The encapsulation a packet arrived in (outermost when nested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tunnel {
+    /// GRE carrying IP, MPLS or Ethernet.
+    Gre,
+    /// ERSPAN type I (GRE 0x88BE without sequence number).
+    ErspanI,
+    /// ERSPAN type II (GRE 0x88BE with sequence number, 8-byte header).
+    ErspanII,
+    /// ERSPAN type III (GRE 0x22EB, 12-byte header and optional subheader).
+    ErspanIII,
+    /// VXLAN (UDP 4789).
+    Vxlan,
+    /// Geneve (UDP 6081).
+    Geneve,
+}
+
+impl Tunnel {
+    /// The label on flow records (`xfer.tunnel`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Tunnel::Gre => "gre",
+            Tunnel::ErspanI => "erspan-i",
+            Tunnel::ErspanII => "erspan-ii",
+            Tunnel::ErspanIII => "erspan-iii",
+            Tunnel::Vxlan => "vxlan",
+            Tunnel::Geneve => "geneve",
+        }
+    }
+}
+
 /// A decoded packet: addresses, ports, transport metadata and the captured payload,
 /// borrowed from the frame.
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +183,8 @@ pub struct Packet<'a> {
     pub wire_len: u32,
     /// Fragment position.
     pub fragment: Fragment,
+    /// The tunnel it was decapsulated from, if any.
+    pub tunnel: Option<Tunnel>,
 }
 
 /// Decoder counters (`stats.decoder.*`): one per way a frame can fail or be skipped.
@@ -182,6 +234,16 @@ pub struct DecodeStats {
     pub frag_orphan: u64,
     /// Fragment trains not tracked because the table was full.
     pub frag_table_full: u64,
+    /// Packets decapsulated from GRE (IP, MPLS or Ethernet inside).
+    pub tunnel_gre: u64,
+    /// Packets decapsulated from ERSPAN (types I, II, III).
+    pub tunnel_erspan: u64,
+    /// Packets decapsulated from VXLAN.
+    pub tunnel_vxlan: u64,
+    /// Packets decapsulated from Geneve.
+    pub tunnel_geneve: u64,
+    /// Frames with tunnels nested deeper than the decoder opens (dropped).
+    pub tunnel_too_deep: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -208,6 +270,10 @@ pub struct Decoder {
     max_frags: usize,
     last_frag_sweep: Ts,
     warned_linktypes: Vec<u32>,
+    /// Tunnels opened so far in the current frame.
+    depth: u8,
+    /// Address of the current frame's first byte, to size inner frames.
+    frame_addr: usize,
 }
 
 /// Result of peeling the link layer.
@@ -226,7 +292,15 @@ impl Decoder {
             max_frags,
             last_frag_sweep: Ts(0),
             warned_linktypes: Vec::new(),
+            depth: 0,
+            frame_addr: 0,
         }
+    }
+
+    /// Changes the fragment-train cap (config reload); a fuller table shrinks as trains
+    /// expire.
+    pub fn set_max_fragments(&mut self, max_frags: usize) {
+        self.max_frags = max_frags;
     }
 
     /// Link types seen so far that this decoder cannot read (reported once each).
@@ -245,6 +319,8 @@ impl Decoder {
     ) -> Option<Packet<'a>> {
         self.stats.pkts += 1;
         self.stats.bytes += u64::from(wire_len);
+        self.depth = 0;
+        self.frame_addr = frame.as_ptr() as usize;
         let mut vlan = [0u16; 2];
         let net = match self.link(linktype, frame, &mut vlan)? {
             Net::NonIp => {
@@ -467,6 +543,7 @@ impl Decoder {
             payload_len: u32::try_from(claimed).unwrap_or(u32::MAX),
             wire_len,
             fragment,
+            tunnel: None,
         };
         if fragment == Fragment::Continuation {
             let key = FragKey {
@@ -535,6 +612,13 @@ impl Decoder {
                 self.stats.other_ip_proto += 1;
             }
         }
+        // A fragmented tunnel packet cannot be opened without reassembly: it stays an outer
+        // flow.
+        if fragment == Fragment::None
+            && let Some(inner) = self.decapsulate(&pkt, ts)
+        {
+            return inner;
+        }
         if fragment == Fragment::First {
             self.stats.frag_first += 1;
             self.remember_fragment(
@@ -573,6 +657,59 @@ impl Decoder {
                 seen: ts,
             },
         );
+    }
+
+    /// Opens a tunnel packet. `None`: not a tunnel (track the outer packet); `Some(inner)`:
+    /// it was one, and `inner` is what it carried (`None` after counting why, when that
+    /// carries nothing a flow can use).
+    fn decapsulate<'a>(&mut self, outer: &Packet<'a>, ts: Ts) -> Option<Option<Packet<'a>>> {
+        let (kind, inner) = match outer.proto {
+            PROTO_GRE => gre(outer.payload)?,
+            PROTO_UDP if outer.dport == PORT_VXLAN => (Tunnel::Vxlan, vxlan(outer.payload)?),
+            PROTO_UDP if outer.dport == PORT_GENEVE => (Tunnel::Geneve, geneve(outer.payload)?),
+            _ => return None,
+        };
+        if self.depth >= MAX_TUNNEL_DEPTH {
+            self.stats.tunnel_too_deep += 1;
+            return Some(None);
+        }
+        match kind {
+            Tunnel::Gre => self.stats.tunnel_gre += 1,
+            Tunnel::ErspanI | Tunnel::ErspanII | Tunnel::ErspanIII => self.stats.tunnel_erspan += 1,
+            Tunnel::Vxlan => self.stats.tunnel_vxlan += 1,
+            Tunnel::Geneve => self.stats.tunnel_geneve += 1,
+        }
+        // The inner frame's own tags replace the transport's: they belong to the
+        // conversation, the outer ones to the path the copy took.
+        let mut vlan = [0u16; 2];
+        let (net, start) = match inner {
+            Inner::Ethernet(f) => {
+                let Some((ethertype, rest)) = ethernet(f, &mut vlan) else {
+                    self.stats.truncated_link += 1;
+                    return Some(None);
+                };
+                (by_ethertype(ethertype, rest), f)
+            }
+            Inner::Net(n, at) => (n, at),
+        };
+        let consumed = (start.as_ptr() as usize).saturating_sub(self.frame_addr);
+        let wire = outer
+            .wire_len
+            .saturating_sub(u32::try_from(consumed).unwrap_or(u32::MAX));
+        self.depth += 1;
+        let pkt = match net {
+            Net::V4(ip) => self.ipv4(ip, vlan, wire, ts),
+            Net::V6(ip) => self.ipv6(ip, vlan, wire, ts),
+            Net::NonIp => {
+                self.stats.non_ip += 1;
+                None
+            }
+        };
+        self.depth -= 1;
+        Some(pkt.map(|mut p| {
+            p.tunnel = Some(kind);
+            p
+        }))
     }
 
     /// Number of fragment trains currently tracked.
@@ -672,6 +809,93 @@ fn mpls(mut b: &[u8]) -> Net<'_> {
         }
     }
     Net::NonIp
+}
+
+/// What a tunnel header wraps.
+enum Inner<'a> {
+    /// An Ethernet frame.
+    Ethernet(&'a [u8]),
+    /// A network-layer packet, and the bytes it starts at (for the inner frame's size).
+    Net(Net<'a>, &'a [u8]),
+}
+
+/// GRE (RFC 2784, key and sequence from RFC 2890), including the ERSPAN types it carries.
+/// Version 1 (PPTP) and source routing (RFC 1701) are not opened.
+fn gre(b: &[u8]) -> Option<(Tunnel, Inner<'_>)> {
+    let flags = *b.first()?;
+    let ver = *b.get(1)? & 0x07;
+    let proto = be16(b, 2)?;
+    let (csum, routing, key, seq) = (
+        flags & 0x80 != 0,
+        flags & 0x40 != 0,
+        flags & 0x20 != 0,
+        flags & 0x10 != 0,
+    );
+    if ver != 0 || routing {
+        return None;
+    }
+    let len = 4 + 4 * (usize::from(csum) + usize::from(key) + usize::from(seq));
+    let body = b.get(len..)?;
+    let inner = match proto {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_MPLS | ETHERTYPE_MPLS_MCAST => {
+            (Tunnel::Gre, Inner::Net(by_ethertype(proto, body), body))
+        }
+        ETHERTYPE_TEB => (Tunnel::Gre, Inner::Ethernet(body)),
+        // Type I has no sequence number and no ERSPAN header; type II has both.
+        ETHERTYPE_ERSPAN_2 if !seq => (Tunnel::ErspanI, Inner::Ethernet(body)),
+        ETHERTYPE_ERSPAN_2 => {
+            let hdr = body.get(..8)?;
+            // Version 1 is type II.
+            if hdr.first()? >> 4 != 1 {
+                return None;
+            }
+            (Tunnel::ErspanII, Inner::Ethernet(body.get(8..)?))
+        }
+        ETHERTYPE_ERSPAN_3 => {
+            let hdr = body.get(..12)?;
+            if hdr.first()? >> 4 != 2 {
+                return None;
+            }
+            let last = be16(hdr, 10)?;
+            // O flag: an 8-byte platform-specific subheader follows.
+            let sub = if last & 0x0001 != 0 { 8 } else { 0 };
+            let frame = body.get(12 + sub..)?;
+            // Frame type 0 is Ethernet, 2 an IP packet without its link header.
+            match (last >> 10) & 0x1f {
+                0 => (Tunnel::ErspanIII, Inner::Ethernet(frame)),
+                2 => (Tunnel::ErspanIII, Inner::Net(by_version(frame), frame)),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(inner)
+}
+
+/// VXLAN (RFC 7348): 8-byte header with the I flag set, then an Ethernet frame.
+fn vxlan(b: &[u8]) -> Option<Inner<'_>> {
+    let flags = *b.first()?;
+    if flags & 0x08 == 0 {
+        return None;
+    }
+    Some(Inner::Ethernet(b.get(8..)?))
+}
+
+/// Geneve (RFC 8926): version 0, options skipped by their declared length, then Ethernet
+/// or IP by the protocol type.
+fn geneve(b: &[u8]) -> Option<Inner<'_>> {
+    let first = *b.first()?;
+    if first >> 6 != 0 {
+        return None;
+    }
+    let opt_len = usize::from(first & 0x3f) * 4;
+    let proto = be16(b, 2)?;
+    let body = b.get(8 + opt_len..)?;
+    match proto {
+        ETHERTYPE_TEB => Some(Inner::Ethernet(body)),
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Some(Inner::Net(by_ethertype(proto, body), body)),
+        _ => None,
+    }
 }
 
 fn by_version(ip: &[u8]) -> Net<'_> {
@@ -893,6 +1117,168 @@ mod tests {
         assert_eq!(d.stats.frag_table_full, 8);
     }
 
+    /// An Ethernet/IPv4 frame from 192.0.2.1 to 192.0.2.2 carrying `payload` as IP
+    /// protocol 47 (GRE).
+    fn outer_gre(gre_header: &[u8], inner: &[u8]) -> Vec<u8> {
+        let mut payload = gre_header.to_vec();
+        payload.extend_from_slice(inner);
+        let b = PacketBuilder::ethernet2([3; 6], [4; 6]).ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64);
+        let mut out = Vec::new();
+        b.write(&mut out, etherparse::IpNumber(47), &payload)
+            .unwrap();
+        out
+    }
+
+    fn outer_udp(dport: u16, header: &[u8], inner: &[u8]) -> Vec<u8> {
+        let mut payload = header.to_vec();
+        payload.extend_from_slice(inner);
+        let b = PacketBuilder::ethernet2([3; 6], [4; 6])
+            .ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .udp(50000, dport);
+        let mut out = Vec::new();
+        b.write(&mut out, &payload).unwrap();
+        out
+    }
+
+    /// Decodes `f` and checks that the inner FTP segment came out, tagged with `tunnel`.
+    fn assert_inner(f: &[u8], tunnel: Tunnel) -> DecodeStats {
+        let mut d = Decoder::new(16);
+        let p = d
+            .decode(linktype::ETHERNET, f, f.len() as u32, Ts(0))
+            .unwrap();
+        assert_eq!(p.tunnel, Some(tunnel));
+        assert_eq!(p.src, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(p.dst, "203.0.113.5".parse::<IpAddr>().unwrap());
+        assert_eq!((p.sport, p.dport, p.proto), (40000, 21, 6));
+        assert_eq!(p.payload, b"STOR x.zip\r\n");
+        // The inner frame's size, not the outer one.
+        assert!(p.wire_len < f.len() as u32);
+        d.stats
+    }
+
+    #[test]
+    fn gre_carries_ip_with_optional_fields() {
+        let inner = tcp_frame(b"STOR x.zip\r\n");
+        let ip = &inner[14..];
+        let f = outer_gre(&[0x00, 0x00, 0x08, 0x00], ip);
+        let st = assert_inner(&f, Tunnel::Gre);
+        assert_eq!((st.tunnel_gre, st.ipv4, st.tcp), (1, 2, 1));
+        // Checksum, key and sequence present: 12 more header bytes.
+        let mut hdr = vec![0xb0, 0x00, 0x08, 0x00];
+        hdr.extend_from_slice(&[0xaa; 12]);
+        assert_inner(&outer_gre(&hdr, ip), Tunnel::Gre);
+        // Transparent Ethernet bridging.
+        assert_inner(
+            &outer_gre(&[0x20, 0x00, 0x65, 0x58, 0, 0, 0, 7], &inner),
+            Tunnel::Gre,
+        );
+    }
+
+    #[test]
+    fn erspan_types_one_two_three() {
+        let inner = tcp_frame(b"STOR x.zip\r\n");
+        // Type I: GRE 0x88BE without a sequence number, the mirrored frame right after.
+        let st = assert_inner(
+            &outer_gre(&[0x00, 0x00, 0x88, 0xbe], &inner),
+            Tunnel::ErspanI,
+        );
+        assert_eq!(st.tunnel_erspan, 1);
+        // Type II: sequence number, then the 8-byte ERSPAN header (version 1, session 5).
+        let mut hdr = vec![0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1];
+        hdr.extend_from_slice(&[0x10, 0x64, 0x00, 0x05, 0, 0, 0, 0]);
+        assert_inner(&outer_gre(&hdr, &inner), Tunnel::ErspanII);
+        // Type III: 12-byte header (version 2) with the O flag and its 8-byte subheader.
+        let mut hdr = vec![0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1];
+        hdr.extend_from_slice(&[0x20, 0x64, 0x00, 0x05, 1, 2, 3, 4, 0, 0, 0x00, 0x01]);
+        hdr.extend_from_slice(&[0xee; 8]);
+        assert_inner(&outer_gre(&hdr, &inner), Tunnel::ErspanIII);
+        // Type III without the subheader, frame type 2: an IP packet, no Ethernet header.
+        let mut hdr = vec![0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1];
+        hdr.extend_from_slice(&[0x20, 0x64, 0x00, 0x05, 1, 2, 3, 4, 0, 0, 0x08, 0x00]);
+        assert_inner(&outer_gre(&hdr, &inner[14..]), Tunnel::ErspanIII);
+    }
+
+    #[test]
+    fn vxlan_and_geneve() {
+        let inner = tcp_frame(b"STOR x.zip\r\n");
+        let st = assert_inner(
+            &outer_udp(4789, &[0x08, 0, 0, 0, 0, 0x10, 0x00, 0], &inner),
+            Tunnel::Vxlan,
+        );
+        assert_eq!((st.tunnel_vxlan, st.udp, st.tcp), (1, 1, 1));
+        // Geneve with one 4-byte option word.
+        let st = assert_inner(
+            &outer_udp(
+                6081,
+                &[0x01, 0x00, 0x65, 0x58, 0, 0, 0x2a, 0, 1, 2, 3, 4],
+                &inner,
+            ),
+            Tunnel::Geneve,
+        );
+        assert_eq!(st.tunnel_geneve, 1);
+    }
+
+    #[test]
+    fn not_a_tunnel_leaves_the_outer_packet() {
+        let inner = tcp_frame(b"STOR x.zip\r\n");
+        // VXLAN port without the I flag: plain UDP.
+        let f = outer_udp(4789, &[0x00, 0, 0, 0, 0, 0, 0, 0], &inner);
+        let mut d = Decoder::new(16);
+        let p = d
+            .decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0))
+            .unwrap();
+        assert_eq!((p.proto, p.dport, p.tunnel), (17, 4789, None));
+        // GRE with the routing bit (RFC 1701) or version 1 (PPTP) is not opened.
+        for hdr in [[0x40, 0x00, 0x08, 0x00], [0x00, 0x01, 0x08, 0x00]] {
+            let f = outer_gre(&hdr, &inner[14..]);
+            let p = d
+                .decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0))
+                .unwrap();
+            assert_eq!((p.proto, p.tunnel), (47, None));
+        }
+        // A truncated ERSPAN II header.
+        let f = outer_gre(&[0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0x64], &[]);
+        let p = d
+            .decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0))
+            .unwrap();
+        assert_eq!(p.tunnel, None);
+        assert_eq!(d.stats.tunnel_erspan, 0);
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut f = tcp_frame(b"STOR x.zip\r\n");
+        for _ in 0..MAX_TUNNEL_DEPTH {
+            f = outer_udp(4789, &[0x08, 0, 0, 0, 0, 0, 1, 0], &f);
+        }
+        let mut d = Decoder::new(16);
+        let p = d
+            .decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0))
+            .unwrap();
+        assert_eq!(p.tunnel, Some(Tunnel::Vxlan));
+        assert_eq!(p.payload, b"STOR x.zip\r\n");
+        let f = outer_udp(4789, &[0x08, 0, 0, 0, 0, 0, 1, 0], &f);
+        assert!(
+            d.decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0))
+                .is_none()
+        );
+        assert_eq!(d.stats.tunnel_too_deep, 1);
+    }
+
+    #[test]
+    fn tunnel_carrying_non_ip_counts_once() {
+        let mut arp = vec![0u8; 12];
+        arp.extend_from_slice(&[0x08, 0x06]);
+        arp.extend_from_slice(&[0u8; 28]);
+        let f = outer_udp(4789, &[0x08, 0, 0, 0, 0, 0, 1, 0], &arp);
+        let mut d = Decoder::new(16);
+        assert!(
+            d.decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0))
+                .is_none()
+        );
+        assert_eq!((d.stats.non_ip, d.stats.tunnel_vxlan), (1, 1));
+    }
+
     proptest! {
         #[test]
         fn decode_never_panics(lt in prop::sample::select(vec![0u32, 1, 9, 12, 101, 108, 113, 228, 229, 239, 276, 999]),
@@ -900,6 +1286,23 @@ mod tests {
             let mut d = Decoder::new(8);
             let _ = d.decode(lt, &bytes, bytes.len() as u32, Ts(0));
             prop_assert_eq!(d.stats.pkts, 1);
+        }
+
+        #[test]
+        fn mutated_tunnel_frames_never_panic(flips in prop::collection::vec((0usize..140, any::<u8>()), 0..12),
+                                             kind in 0usize..4) {
+            let inner = tcp_frame(&[7u8; 40]);
+            let mut f = match kind {
+                0 => outer_gre(&[0xb0, 0x00, 0x08, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &inner[14..]),
+                1 => outer_gre(&[0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], &inner),
+                2 => outer_udp(4789, &[0x08, 0, 0, 0, 0, 0, 1, 0], &inner),
+                _ => outer_udp(6081, &[0x02, 0, 0x65, 0x58, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], &inner),
+            };
+            for (i, v) in flips {
+                if let Some(b) = f.get_mut(i) { *b = v; }
+            }
+            let mut d = Decoder::new(8);
+            let _ = d.decode(linktype::ETHERNET, &f, f.len() as u32, Ts(0));
         }
 
         #[test]

@@ -4,7 +4,10 @@
 //! The engine owns all per-flow state, so the hot path takes no locks. Records are
 //! serialised here and sent to the writer thread as owned lines.
 
-use crossbeam_channel::Sender;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::{Sender, TrySendError};
 
 use crate::app_proto::AppProto;
 use crate::capture::{Batch, FrameMeta, ReadStats};
@@ -111,6 +114,12 @@ pub struct FlowApp {
     outbound_dir: Option<Direction>,
     /// Host-pair links (FTPS data) are not certain.
     link_confidence: Option<f64>,
+    /// The tunnel the flow's first tunnelled packet came in. The tunnel is not part of the
+    /// flow key: a remote-SPAN copy describes the path, not the conversation, so the same
+    /// inner 5-tuple seen plain and tunnelled is one flow (duplicates count as
+    /// retransmissions), and FTP/TFTP expectations match inner addresses whatever carried
+    /// them.
+    tunnel: Option<crate::decode::Tunnel>,
 }
 
 /// If the matched bytes prove the heuristic picked the wrong client (a midstream pickup),
@@ -221,6 +230,8 @@ struct Reporter {
     /// Lines not yet handed to the writer. A `RefCell` because the engine's record builders
     /// take `&self`; the engine is single-threaded, so this is never contended.
     pending: RefCell<(Vec<u8>, KindCounts)>,
+    /// Live mode: records dropped because the writer queue was full (never blocks).
+    dropped: Option<Arc<AtomicU64>>,
 }
 
 /// Gathered output is handed over at least this often.
@@ -246,9 +257,7 @@ impl Reporter {
             }
             other => {
                 self.flush_pending();
-                // The writer outlives the workers; a send fails only if it died, and then
-                // there is nowhere left to report to.
-                let _ = self.out.send(other);
+                self.deliver(other, 1);
             }
         }
     }
@@ -257,7 +266,25 @@ impl Reporter {
     fn flush_pending(&self) {
         let (data, counts) = std::mem::take(&mut *self.pending.borrow_mut());
         if !data.is_empty() {
-            let _ = self.out.send(OutMsg::Block(data, counts));
+            let records = counts.total();
+            self.deliver(OutMsg::Block(data, counts), records);
+        }
+    }
+
+    /// Sends one message that carries `records` records.
+    fn deliver(&self, msg: OutMsg, records: u64) {
+        match &self.dropped {
+            // Live: a stalled writer must not stall capture; the loss is counted.
+            Some(counter) => {
+                if let Err(TrySendError::Full(_)) = self.out.try_send(msg) {
+                    counter.fetch_add(records, Ordering::Relaxed);
+                }
+            }
+            // Replay waits. The writer outlives the workers; a send fails only if it died,
+            // and then there is nowhere left to report to.
+            None => {
+                let _ = self.out.send(msg);
+            }
         }
     }
 
@@ -311,9 +338,15 @@ impl Reporter {
         let cz = settings.zones.classify(cip);
         let sz = settings.zones.classify(sip);
         let [ts, tc] = flow.dirs;
+        // Only one direction captured: the other's bytes come from the seen side's ACKs
+        // rather than being taken as zero (which would read as 100 % one way).
+        let estimate = flow.estimated_unseen_payload();
+        let est = |d: Direction| estimate.and_then(|(u, n)| (u == d).then_some(n));
+        let (est_ts, est_tc) = (est(Direction::ToServer), est(Direction::ToClient));
+        let (ts_pay, tc_pay) = (est_ts.unwrap_or(ts.payload), est_tc.unwrap_or(tc.payload));
         let (outbound, inbound) = match (cz.zone, sz.zone) {
-            (Zone::Internal, Zone::External) => (ts.payload, tc.payload),
-            (Zone::External, Zone::Internal) => (tc.payload, ts.payload),
+            (Zone::Internal, Zone::External) => (ts_pay, tc_pay),
+            (Zone::External, Zone::Internal) => (tc_pay, ts_pay),
             _ => (0, 0),
         };
         FlowRecord {
@@ -348,6 +381,10 @@ impl Reporter {
                 command: None,
                 filename: None,
                 link_confidence: None,
+                tunnel: flow.app.tunnel.map(crate::decode::Tunnel::as_str),
+                visibility: flow.one_sided().then_some("one-sided"),
+                estimated_payload_toserver: est_ts,
+                estimated_payload_toclient: est_tc,
             },
         }
     }
@@ -742,6 +779,22 @@ fn session_header(s: &crate::session::Session, event_type: &'static str) -> Head
     }
 }
 
+/// Adds payload a one-sided flow's ACKs say the unseen direction `unseen` carried to the
+/// flow's session, so its outbound share is not a false 100 %.
+fn estimated_growth(sessions: &mut SessionTable, flow: &Flow<FlowApp>, unseen: Direction, n: u64) {
+    let Some((sid, _)) = flow.app.session else {
+        return;
+    };
+    let Some(s) = sessions.get_mut(sid) else {
+        return;
+    };
+    match flow.app.outbound_dir {
+        Some(d) if d == unseen => s.outbound += n,
+        Some(_) => s.inbound += n,
+        None => {}
+    }
+}
+
 /// Outbound growth between two detector checks of a session.
 const CHECK_EVERY_BYTES: u64 = 64 * 1024;
 
@@ -1127,8 +1180,64 @@ impl Engine {
                 alerts: Vec::new(),
                 out,
                 pending: RefCell::new((Vec::new(), KindCounts::default())),
+                dropped: None,
                 settings,
             },
+        }
+    }
+
+    /// Live mode: records are never waited for; when the writer queue is full they are
+    /// dropped and counted in `counter` (reported as `stats.output.queue_dropped`).
+    pub fn drop_when_full(&mut self, counter: Arc<AtomicU64>) {
+        self.rep.dropped = Some(counter);
+    }
+
+    /// Applies reloaded settings at a batch boundary (SIGHUP).
+    ///
+    /// Timeouts, zones, the port policy, probe budgets and the stats interval apply at
+    /// once. `max_flows` and `max_fragments` bound new state only: a table already larger
+    /// shrinks as its entries end. Session caps keep their start-up values (the session
+    /// table has no resize; restart to change them). When `new_detector` is set the
+    /// detector is rebuilt with the new thresholds, allowlist and suppression: its sliding
+    /// windows, suppression memory and counters start again from empty.
+    pub fn reload(&mut self, settings: EngineSettings, new_detector: bool) {
+        self.flows.set_limits(settings.flow_limits.clone());
+        self.decoder.set_max_fragments(settings.max_fragments);
+        if new_detector {
+            self.rep.detector = Detector::new(settings.detect.clone());
+        }
+        let replay = self.rep.settings.replay;
+        let session_limits = self.rep.settings.session_limits.clone();
+        self.rep.settings = EngineSettings {
+            replay,
+            session_limits,
+            ..settings
+        };
+    }
+
+    /// Advances packet time without a packet (live capture on a quiet wire): flows whose
+    /// timeout passed end, and a periodic stats record is written when due.
+    pub fn tick(&mut self, now: Ts, capture: &ReadStats) {
+        self.capture.clone_from(capture);
+        if self.first_ts.is_none() {
+            self.first_ts = Some(now);
+            self.last_stats = now;
+        }
+        if now > self.now {
+            self.now = now;
+        }
+        self.flows.sweep(self.now, &mut self.ended);
+        self.flush_ended();
+        self.stats_if_due();
+    }
+
+    fn stats_if_due(&mut self) {
+        let interval = self.rep.settings.stats_interval;
+        if interval > 0
+            && self.now.since(self.last_stats) >= interval.saturating_mul(Ts::NANOS_PER_SEC)
+        {
+            self.last_stats = self.now;
+            self.send_stats();
         }
     }
 
@@ -1161,9 +1270,19 @@ impl Engine {
             }
             let mut judge_now = false;
             if let Some(flow) = self.flows.get_mut(hit.slot) {
+                if flow.app.tunnel.is_none() {
+                    flow.app.tunnel = pkt.tunnel;
+                }
                 let before = flow.dir(hit.dir).payload;
+                let acked_before = flow.dir(hit.dir).acked;
                 let chunk = flow.update(hit.dir, &pkt, ts, meta.pcap_cnt);
                 let grown = flow.dir(hit.dir).payload.saturating_sub(before);
+                // One-sided TCP: what this packet acknowledged is the unseen side's payload.
+                let ack_grown = if flow.one_sided() {
+                    flow.dir(hit.dir).acked.saturating_sub(acked_before)
+                } else {
+                    0
+                };
                 let data = chunk.map(|c| {
                     (
                         pkt.payload.get(c.start..c.end).unwrap_or_default(),
@@ -1205,6 +1324,9 @@ impl Engine {
                         smb_events: &mut self.smb_events,
                     };
                     ctx.packet(flow, hit.dir, data, grown, ts, meta.pcap_cnt);
+                    if ack_grown > 0 {
+                        estimated_growth(&mut self.sessions, flow, hit.dir.reverse(), ack_grown);
+                    }
                 }
             }
             if judge_now {
@@ -1212,17 +1334,7 @@ impl Engine {
             }
         }
         self.flush_ended();
-        if self.rep.settings.stats_interval > 0
-            && now.since(self.last_stats)
-                >= self
-                    .rep
-                    .settings
-                    .stats_interval
-                    .saturating_mul(Ts::NANOS_PER_SEC)
-        {
-            self.last_stats = now;
-            self.send_stats();
-        }
+        self.stats_if_due();
     }
 
     fn flush_ended(&mut self) {
@@ -1355,6 +1467,9 @@ impl Engine {
 
     /// Ends every flow with `reason`, then writes the final stats record.
     pub fn finish(&mut self, reason: EndReason, capture: &ReadStats) {
+        // Capture has stopped, so nothing is left to protect from a slow writer: every
+        // flow's record waits for room rather than being dropped.
+        self.rep.dropped = None;
         self.capture.clone_from(capture);
         self.flows.drain(reason, &mut self.ended);
         self.flush_ended();

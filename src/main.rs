@@ -1,17 +1,17 @@
 //! The `xferwatch` command: parses the command line, loads the config and runs the pipeline.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 
 use xferwatch::capture::Input;
+use xferwatch::capture::live::LiveOptions;
 use xferwatch::config::{Config, Progress};
 use xferwatch::engine::EngineSettings;
 use xferwatch::output::Target;
-use xferwatch::pipeline::{self, RunOptions};
+use xferwatch::pipeline::{self, ReloadSource, RunOptions, Signals, Source};
+use xferwatch::privileges::Privileges;
 
 /// Watches FTP, FTPS, SMB and TFTP for command-and-control and exfiltration
 /// (MITRE ATT&CK T1071.002) and writes EVE JSON.
@@ -22,8 +22,29 @@ struct Cli {
     #[arg(short = 'r', long = "read", value_name = "FILE")]
     read: Vec<String>,
     /// Live capture from an interface (libpcap).
-    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        conflicts_with = "read"
+    )]
     interface: Option<String>,
+    /// Live capture: leave promiscuous mode off (overrides `[capture] promiscuous`).
+    #[arg(long = "no-promisc")]
+    no_promisc: bool,
+    /// Live capture: bytes captured of each frame (overrides `[capture] snaplen`).
+    #[arg(long = "snaplen", value_name = "BYTES")]
+    snaplen: Option<u32>,
+    /// Live capture: kernel buffer in MiB (overrides `[capture] buffer_size_mib`).
+    #[arg(long = "buffer-size", value_name = "MIB")]
+    buffer_size: Option<u32>,
+    /// After opening the capture and the output, switch to this user (name or uid) and
+    /// shed all capabilities. With -r the files are opened after the switch.
+    #[arg(long = "user", value_name = "USER")]
+    user: Option<String>,
+    /// Group to switch to (name or gid); defaults to the user's primary group.
+    #[arg(long = "group", value_name = "GROUP")]
+    group: Option<String>,
     /// sensor.toml; without it, the built-in defaults (== the shipped sensor.toml).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
@@ -97,17 +118,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if cli.read.is_empty() && cli.interface.is_none() {
         anyhow::bail!("nothing to do: give -r FILE (replay) or -i IFACE (live capture)");
     }
-    if cli.interface.is_some() {
-        anyhow::bail!("live capture (-i) is not available in this build yet; replay with -r");
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while the first is being handled exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-    }
+    let signals = Signals::new();
+    signals.install().context("installing signal handlers")?;
     // The command line's filter wins over the config's.
     let bpf = if cli.bpf.is_empty() {
         (!config.capture.bpf.is_empty()).then(|| config.capture.bpf.clone())
@@ -115,11 +127,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Some(cli.bpf.join(" "))
     };
     let cap = &config.capture;
+    let source = match &cli.interface {
+        Some(iface) => Source::Live(LiveOptions {
+            interface: iface.clone(),
+            snaplen: cli.snaplen.unwrap_or(cap.snaplen.get()),
+            promiscuous: cap.promiscuous && !cli.no_promisc,
+            buffer_bytes: u64::from(cli.buffer_size.unwrap_or(cap.buffer_size_mib.get()))
+                .saturating_mul(1 << 20),
+            read_timeout_ms: cap.read_timeout_ms.get(),
+            bpf: bpf.clone(),
+        }),
+        None => Source::Files(cli.read.iter().map(|r| Input::from_arg(r)).collect()),
+    };
+    let live = cli.interface.is_some();
+    let privileges = (cli.user.is_some() || cli.group.is_some() || live).then(|| Privileges {
+        user: cli.user.clone(),
+        group: cli.group.clone(),
+    });
     let opts = RunOptions {
-        inputs: cli.read.iter().map(|r| Input::from_arg(r)).collect(),
+        source,
         bpf,
         output: Target::from_arg(cli.eve.as_deref().unwrap_or(&config.output.eve)),
-        engine: EngineSettings::from_config(&config, true),
+        engine: EngineSettings::from_config(&config, !live),
         batch_packets: cap.batch_packets.as_usize(),
         queue_batches: cap.queue_batches.as_usize(),
         queue_records: config.output.queue_records.as_usize(),
@@ -129,8 +158,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Progress::Never => false,
             Progress::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
         },
+        reload: cli.config.clone().map(|path| ReloadSource {
+            path,
+            config: config.clone(),
+        }),
+        privileges,
     };
-    let outcome = pipeline::run(opts, stop)?;
+    let outcome = match pipeline::run(opts, &signals) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("xferwatch: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     if let Some(e) = &outcome.output_error {
         eprintln!("xferwatch: EVE output failed, records were lost: {e}");
         return Ok(ExitCode::from(2));

@@ -1,30 +1,62 @@
 //! Pipeline: capture on the calling thread, one worker thread, one writer thread, joined
 //! by bounded crossbeam channels.
 //!
-//! Replay never drops: when a queue is full the reader waits. Batches are recycled through
-//! a return channel, so steady state allocates nothing per packet. A stop flag (set by
-//! SIGINT/SIGTERM) makes the reader stop at the next batch boundary; flows then end with
-//! reason `shutdown` and the final stats record is still written.
+//! Replay never drops: when a queue is full the reader waits. Live capture never waits:
+//! a batch that finds the worker queue full is dropped and counted
+//! (`stats.capture.queue_dropped`), and records that find the writer queue full are
+//! dropped and counted (`stats.output.queue_dropped`), so the kernel buffer keeps draining.
+//! Batches are recycled through a return channel, so steady state allocates nothing per
+//! packet.
+//!
+//! Signals ([`Signals`]): SIGINT/SIGTERM set a stop flag that the reader checks between
+//! frames (live: at least once per read timeout), flows then end with reason `shutdown` and
+//! the final stats record is written; a second one exits at once. SIGHUP makes the writer
+//! reopen its file at the next record boundary (so no line is ever split across files) and
+//! the reader re-read the config; new settings reach the worker between two batches.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use thiserror::Error;
 
+use crate::capture::live::{LiveCapture, LiveClock, LiveError, LiveOptions};
 use crate::capture::{self, Batch, CaptureError, Input, ReadStats};
+use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
 use crate::flow::EndReason;
 use crate::output::{OutMsg, Target, Writer};
+use crate::privileges::{PrivilegeError, Privileges};
+use crate::time::Ts;
 
-/// Everything a replay run needs.
+/// Where frames come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Capture files, read in order.
+    Files(Vec<Input>),
+    /// A live interface.
+    Live(LiveOptions),
+}
+
+/// The config file to re-read on SIGHUP, and the configuration in force.
+#[derive(Debug, Clone)]
+pub struct ReloadSource {
+    /// The file given with `-c`.
+    pub path: PathBuf,
+    /// The configuration the run started with (updated by each good reload).
+    pub config: Config,
+}
+
+/// Everything a run needs.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Inputs, read in order.
-    pub inputs: Vec<Input>,
-    /// BPF filter expression, if any.
+    /// Frame source.
+    pub source: Source,
+    /// BPF filter expression for files (live capture compiles its own into the kernel).
     pub bpf: Option<String>,
     /// EVE output.
     pub output: Target,
@@ -40,6 +72,43 @@ pub struct RunOptions {
     pub max_record: usize,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Config to re-read on SIGHUP (none: SIGHUP only reopens the output).
+    pub reload: Option<ReloadSource>,
+    /// Whom to become once the capture and the output are open.
+    pub privileges: Option<Privileges>,
+}
+
+/// The flags signal handlers set; shared with the threads that act on them.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// SIGINT/SIGTERM: stop.
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP: reopen the output.
+    pub reopen: Arc<AtomicBool>,
+    /// SIGHUP: re-read the config.
+    pub reload: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Flags that no handler sets yet.
+    pub fn new() -> Signals {
+        Signals::default()
+    }
+
+    /// Installs the handlers: SIGINT/SIGTERM stop (a second one exits at once with status
+    /// 130), SIGHUP reopens the output and re-reads the config.
+    pub fn install(&self) -> std::io::Result<()> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        for sig in [SIGINT, SIGTERM] {
+            // Registered before the flag itself: it fires only if the flag is already set,
+            // i.e. on the second signal.
+            signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&self.stop))?;
+            signal_hook::flag::register(sig, Arc::clone(&self.stop))?;
+        }
+        signal_hook::flag::register(SIGHUP, Arc::clone(&self.reopen))?;
+        signal_hook::flag::register(SIGHUP, Arc::clone(&self.reload))?;
+        Ok(())
+    }
 }
 
 /// Setup failures (exit code 1).
@@ -61,6 +130,12 @@ pub enum SetupError {
         /// libpcap's message.
         reason: String,
     },
+    /// The live capture could not be opened.
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    /// Privileges could not be dropped.
+    #[error("cannot drop privileges: {0}")]
+    Privileges(#[from] PrivilegeError),
     /// A thread could not be started.
     #[error("cannot start thread: {0}")]
     Thread(std::io::Error),
@@ -81,7 +156,59 @@ pub struct RunOutcome {
 
 enum Work {
     Batch(Batch, ReadStats),
+    /// Live capture on a quiet wire: packet time moves on without a packet.
+    Tick(Ts, ReadStats),
+    /// New settings (SIGHUP); the flag asks for a new detector.
+    Reload(Box<EngineSettings>, bool),
     Done(ReadStats, EndReason),
+}
+
+impl ReloadSource {
+    /// Re-reads the file. Returns the work item for the worker, or `None` when the file is
+    /// invalid (the running configuration stays; the reason is logged) or unchanged.
+    fn reload(&mut self, replay: bool) -> Option<Work> {
+        let new = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "Config reload failed; the running configuration stays.");
+                return None;
+            }
+        };
+        let old = &self.config;
+        if &new == old {
+            tracing::info!(path = %self.path.display(), "Config reloaded; nothing changed.");
+            return None;
+        }
+        let restart_only = [
+            ("[capture]", new.capture != old.capture),
+            ("[output] eve and queue_records", {
+                new.output.eve != old.output.eve
+                    || new.output.queue_records != old.output.queue_records
+            }),
+            ("[sessions]", new.sessions != old.sessions),
+        ];
+        for (what, changed) in restart_only {
+            if changed {
+                tracing::warn!(
+                    section = what,
+                    "Config change needs a restart; the old values stay until then."
+                );
+            }
+        }
+        let new_detector = new.thresholds != old.thresholds
+            || new.suppression != old.suppression
+            || new.allowlist != old.allowlist
+            || new.detect != old.detect;
+        if new_detector {
+            tracing::warn!(
+                "Detection settings changed: windows and suppression state start again from empty."
+            );
+        }
+        let settings = EngineSettings::from_config(&new, replay);
+        self.config = new;
+        tracing::info!(path = %self.path.display(), "Config reloaded.");
+        Some(Work::Reload(Box::new(settings), new_detector))
+    }
 }
 
 /// Checks that a BPF expression compiles (against Ethernet).
@@ -100,11 +227,18 @@ fn compile_bpf(expr: &str, linktype: u32) -> Result<pcap::BpfProgram, SetupError
     dead.compile(expr, true).map_err(|e| err(e.to_string()))
 }
 
-/// Runs the replay pipeline to the end of all inputs (or until `stop` is set).
-pub fn run(opts: RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome, SetupError> {
-    if let Some(expr) = &opts.bpf {
-        check_bpf(expr)?;
-    }
+/// Runs the pipeline to the end of all inputs, or until `signals.stop` is set.
+pub fn run(opts: RunOptions, signals: &Signals) -> Result<RunOutcome, SetupError> {
+    // Open everything that needs privileges first: the capture, then the output file.
+    let mut live = match &opts.source {
+        Source::Live(l) => Some(LiveCapture::open(l)?),
+        Source::Files(_) => {
+            if let Some(expr) = &opts.bpf {
+                check_bpf(expr)?;
+            }
+            None
+        }
+    };
     let writer = Writer::open(opts.output.clone()).map_err(|source| SetupError::Output {
         path: match &opts.output {
             Target::Stdout => "-".to_string(),
@@ -112,22 +246,52 @@ pub fn run(opts: RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome, SetupE
         },
         source,
     })?;
+    if let Some(p) = &opts.privileges {
+        crate::privileges::drop_privileges(p)?;
+    }
     let (out_tx, out_rx) = bounded::<OutMsg>(opts.queue_records.max(16));
     let (work_tx, work_rx) = bounded::<Work>(opts.queue_batches.max(1));
     let (free_tx, free_rx) = bounded::<Batch>(opts.queue_batches.max(1) + 2);
+    let out_dropped = Arc::new(AtomicU64::new(0));
 
+    let reopen = Arc::clone(&signals.reopen);
+    let dropped = Arc::clone(&out_dropped);
     let writer_handle = thread::Builder::new()
         .name("xw-writer".into())
-        .spawn(move || writer_loop(writer, out_rx))
+        .spawn(move || writer_loop(writer, out_rx, &reopen, &dropped))
         .map_err(SetupError::Thread)?;
-    let engine_settings = opts.engine.clone();
+    let mut engine = Engine::new(opts.engine.clone(), out_tx);
+    if live.is_some() {
+        engine.drop_when_full(Arc::clone(&out_dropped));
+    }
     let worker_handle = thread::Builder::new()
         .name("xw-worker".into())
-        .spawn(move || worker_loop(Engine::new(engine_settings, out_tx), work_rx, free_tx))
+        .spawn(move || worker_loop(engine, work_rx, free_tx))
         .map_err(SetupError::Thread)?;
 
+    crate::notify::notify("READY=1");
     let mut outcome = RunOutcome::default();
-    let (stats, reason) = read_all(&opts, &stop, &work_tx, &free_rx, &mut outcome);
+    let mut reload = opts.reload.clone();
+    let (stats, reason) = match live.as_mut() {
+        Some(cap) => read_live(
+            cap,
+            &opts,
+            signals,
+            &mut reload,
+            &work_tx,
+            &free_rx,
+            &mut outcome,
+        ),
+        None => read_all(
+            &opts,
+            signals,
+            &mut reload,
+            &work_tx,
+            &free_rx,
+            &mut outcome,
+        ),
+    };
+    crate::notify::notify("STOPPING=1");
     let _ = work_tx.send(Work::Done(stats, reason));
     drop(work_tx);
     let _ = worker_handle.join();
@@ -137,14 +301,173 @@ pub fn run(opts: RunOptions, stop: Arc<AtomicBool>) -> Result<RunOutcome, SetupE
     Ok(outcome)
 }
 
-/// The capture side: reads every input into batches and hands them to the worker.
-fn read_all(
+/// Re-reads the config when SIGHUP asked for it; replay hands the result over at once.
+fn reload_now(signals: &Signals, reload: &mut Option<ReloadSource>, replay: bool) -> Option<Work> {
+    if !signals.reload.swap(false, Ordering::Relaxed) {
+        return None;
+    }
+    match reload.as_mut() {
+        Some(r) => r.reload(replay),
+        None => {
+            tracing::info!("SIGHUP: no config file (-c) to re-read; the output is reopened.");
+            None
+        }
+    }
+}
+
+/// The live capture side: frames into batches, never waiting on the worker.
+fn read_live(
+    cap: &mut LiveCapture,
     opts: &RunOptions,
-    stop: &AtomicBool,
+    signals: &Signals,
+    reload: &mut Option<ReloadSource>,
     work_tx: &Sender<Work>,
     free_rx: &Receiver<Batch>,
     outcome: &mut RunOutcome,
 ) -> (ReadStats, EndReason) {
+    let timeout = cap.read_timeout();
+    let batch_packets = opts.batch_packets.max(1);
+    let mut stats = ReadStats {
+        inputs: 1,
+        ..ReadStats::default()
+    };
+    let mut batch = Batch::with_capacity(batch_packets);
+    let mut batch_since: Option<Instant> = None;
+    let mut last_tick = Instant::now();
+    let mut clock = LiveClock::new();
+    let mut pending: Option<Work> = None;
+    let mut loss = LossReport::default();
+    let reason = loop {
+        if signals.stop.load(Ordering::Relaxed) {
+            outcome.interrupted = true;
+            break EndReason::Shutdown;
+        }
+        if let Some(w) = reload_now(signals, reload, false) {
+            pending = Some(w);
+        }
+        if let Some(w) = pending.take()
+            && let Err(TrySendError::Full(w)) = work_tx.try_send(w)
+        {
+            pending = Some(w);
+        }
+        match cap.next_frame() {
+            Ok(Some(f)) => {
+                stats.frames += 1;
+                stats.bytes += f.data.len() as u64;
+                clock.saw(f.ts);
+                batch.push(f.ts, f.linktype, f.wire_len, stats.frames, f.data);
+                batch_since.get_or_insert_with(Instant::now);
+                if batch.len() >= batch_packets {
+                    dispatch(&mut batch, &mut stats, work_tx, free_rx, batch_packets);
+                    batch_since = None;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "Live capture failed; flows end and the run stops.");
+                stats.input_errors += 1;
+                outcome.input_errors.push(CaptureError::Live(e));
+                break EndReason::EndOfInput;
+            }
+        }
+        // A partly filled batch waits at most one read timeout, so records stay timely on a
+        // slow link.
+        if batch_since.is_some_and(|t| t.elapsed() >= timeout) {
+            stats.pcap = cap.counters();
+            dispatch(&mut batch, &mut stats, work_tx, free_rx, batch_packets);
+            batch_since = None;
+            last_tick = Instant::now();
+        }
+        if last_tick.elapsed() >= timeout {
+            stats.pcap = cap.counters();
+            if batch.is_empty() {
+                // Dropped when the queue is full: the next batch carries the time anyway.
+                let _ = work_tx.try_send(Work::Tick(clock.now(), stats.clone()));
+            }
+            loss.check(&stats);
+            last_tick = Instant::now();
+        }
+    };
+    outcome.frames = stats.frames;
+    stats.pcap = cap.counters();
+    if let Some(w) = pending {
+        let _ = work_tx.send(w);
+    }
+    if !batch.is_empty() {
+        let _ = work_tx.send(Work::Batch(batch, stats.clone()));
+    }
+    (stats, reason)
+}
+
+/// Hands a full batch to the worker, or drops it (counted) when the worker is behind.
+fn dispatch(
+    batch: &mut Batch,
+    stats: &mut ReadStats,
+    work_tx: &Sender<Work>,
+    free_rx: &Receiver<Batch>,
+    batch_packets: usize,
+) {
+    // The reader is the only sender, so a queue that is not full now has room below.
+    if work_tx.is_full() {
+        stats.queue_dropped += batch.len() as u64;
+        batch.clear();
+        return;
+    }
+    let next = free_rx
+        .try_recv()
+        .unwrap_or_else(|_| Batch::with_capacity(batch_packets));
+    let full = std::mem::replace(batch, next);
+    if let Err(TrySendError::Full(Work::Batch(b, _))) =
+        work_tx.try_send(Work::Batch(full, stats.clone()))
+    {
+        stats.queue_dropped += b.len() as u64;
+    }
+}
+
+/// Logs capture loss at most every ten seconds (never per packet).
+#[derive(Debug, Default)]
+struct LossReport {
+    queue: u64,
+    kernel: u64,
+    last: Option<Instant>,
+}
+
+impl LossReport {
+    fn check(&mut self, s: &ReadStats) {
+        let grew = s.queue_dropped > self.queue || s.pcap.kernel_dropped > self.kernel;
+        if !grew
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+        {
+            return;
+        }
+        tracing::error!(
+            queue_dropped = s.queue_dropped,
+            kernel_dropped = s.pcap.kernel_dropped,
+            interface_dropped = s.pcap.interface_dropped,
+            "Frames lost: queue_dropped means the sensor fell behind, kernel_dropped that the kernel buffer overflowed."
+        );
+        self.queue = s.queue_dropped;
+        self.kernel = s.pcap.kernel_dropped;
+        self.last = Some(Instant::now());
+    }
+}
+
+/// The capture side: reads every input into batches and hands them to the worker.
+fn read_all(
+    opts: &RunOptions,
+    signals: &Signals,
+    reload: &mut Option<ReloadSource>,
+    work_tx: &Sender<Work>,
+    free_rx: &Receiver<Batch>,
+    outcome: &mut RunOutcome,
+) -> (ReadStats, EndReason) {
+    let stop = signals.stop.as_ref();
+    let inputs: &[Input] = match &opts.source {
+        Source::Files(f) => f,
+        Source::Live(_) => &[],
+    };
     let mut stats = ReadStats::default();
     let mut next_cnt = 0u64;
     let batch_packets = opts.batch_packets.max(1);
@@ -154,10 +477,10 @@ fn read_all(
     // Counted here because `stats` is lent to the reader while frames flow.
     let mut filtered = 0u64;
     let mut filter_unsupported = 0u64;
-    let total: u64 = opts.inputs.iter().filter_map(Input::size).sum();
+    let total: u64 = inputs.iter().filter_map(Input::size).sum();
     let bar = progress_bar(opts.progress, total);
     let mut done_before = 0u64;
-    for input in &opts.inputs {
+    for input in inputs {
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -204,6 +527,10 @@ fn read_all(
                         .unwrap_or_else(|_| Batch::with_capacity(batch_packets));
                     let full = std::mem::replace(&mut batch, next);
                     let _ = work_tx.send(Work::Batch(full, snap));
+                    // New settings take effect between two batches.
+                    if let Some(w) = reload_now(signals, reload, true) {
+                        let _ = work_tx.send(w);
+                    }
                 }
             },
         );
@@ -254,6 +581,8 @@ fn worker_loop(mut engine: Engine, rx: Receiver<Work>, free: Sender<Batch>) {
                 batch.clear();
                 let _ = free.try_send(batch);
             }
+            Work::Tick(now, stats) => engine.tick(now, &stats),
+            Work::Reload(settings, new_detector) => engine.reload(*settings, new_detector),
             Work::Done(stats, reason) => {
                 engine.finish(reason, &stats);
                 break;
@@ -262,9 +591,51 @@ fn worker_loop(mut engine: Engine, rx: Receiver<Work>, free: Sender<Batch>) {
     }
 }
 
-fn writer_loop(mut writer: Writer, rx: Receiver<OutMsg>) -> Option<std::io::Error> {
-    for msg in rx {
-        writer.handle(msg);
+/// Buffered lines wait at most this long when no record follows them.
+const IDLE_FLUSH: Duration = Duration::from_millis(200);
+/// Buffered lines wait at most this long under a steady trickle of records.
+const MAX_FLUSH_DELAY: Duration = Duration::from_secs(1);
+
+fn writer_loop(
+    mut writer: Writer,
+    rx: Receiver<OutMsg>,
+    reopen: &AtomicBool,
+    dropped: &AtomicU64,
+) -> Option<std::io::Error> {
+    let mut dirty = false;
+    let mut last_flush = Instant::now();
+    loop {
+        // Between two records: a rotated file never receives half a line.
+        if reopen.swap(false, Ordering::Relaxed) {
+            match writer.reopen() {
+                Ok(()) => tracing::info!("EVE output reopened."),
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot reopen the EVE output; writing to the old file.")
+                }
+            }
+        }
+        match rx.recv_timeout(IDLE_FLUSH) {
+            Ok(msg) => {
+                if matches!(msg, OutMsg::Stats(_)) {
+                    writer.stats.queue_dropped = dropped.load(Ordering::Relaxed);
+                }
+                writer.handle(msg);
+                dirty = true;
+                if last_flush.elapsed() >= MAX_FLUSH_DELAY {
+                    writer.flush();
+                    dirty = false;
+                    last_flush = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if dirty {
+                    writer.flush();
+                    dirty = false;
+                    last_flush = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
     }
     writer.flush();
     writer.error.take()

@@ -121,6 +121,7 @@ mod tests {
             payload_len: 0,
             wire_len: 60,
             fragment: Fragment::None,
+            tunnel: None,
         }
     }
 

@@ -132,9 +132,26 @@ pub struct DirCounters {
     holes: [Option<(u32, u32)>; 2],
     /// The last chunk handed up was cut short by the snap length.
     cut_pending: bool,
+    /// Last acknowledgement number sent in this direction (ACK flag set).
+    last_ack: Option<u32>,
+    /// How far this direction's acknowledgements advanced in total: the peer's sequence
+    /// space this side confirmed receiving (see [`Flow::estimated_unseen_payload`]).
+    pub acked: u64,
 }
 
 impl DirCounters {
+    /// Follows the acknowledgement number forward; an older (reordered) one changes nothing.
+    fn note_ack(&mut self, ack: u32) {
+        if let Some(last) = self.last_ack {
+            let step = ack.wrapping_sub(last) as i32;
+            if step <= 0 {
+                return;
+            }
+            self.acked += u64::from(step.unsigned_abs());
+        }
+        self.last_ack = Some(ack);
+    }
+
     fn add_hole(&mut self, start: u32, end: u32) {
         // Keep the newest two holes; an older one stays counted as missing for good.
         self.holes = [Some((start, end)), self.holes[0]];
@@ -288,6 +305,34 @@ impl<A> Flow<A> {
         }
     }
 
+    /// A TCP flow of which only one direction was captured (asymmetric routing, a SPAN
+    /// port fed one way, a tap with one leg down).
+    pub fn one_sided(&self) -> bool {
+        self.key.proto == 6 && (self.dirs[0].pkts == 0) != (self.dirs[1].pkts == 0)
+    }
+
+    /// For a [`one_sided`](Self::one_sided) flow: the unseen direction and an estimate of its
+    /// payload bytes.
+    ///
+    /// The seen side's acknowledgement numbers say how much of the unseen side's sequence
+    /// space arrived: from the first ACK seen (the handshake's third packet acknowledges the
+    /// peer's ISN + 1, so the peer's SYN is not counted) to the highest, followed across the
+    /// 32-bit wrap. This is sound for TCP because a receiver only acknowledges bytes it got in
+    /// order; it over-counts by one when the peer's FIN was acknowledged, and under-counts
+    /// what the peer sent before the capture started or after the last ACK seen. Without any
+    /// ACK from the seen side there is no estimate.
+    pub fn estimated_unseen_payload(&self) -> Option<(Direction, u64)> {
+        if !self.one_sided() {
+            return None;
+        }
+        let (seen, unseen) = if self.dirs[0].pkts > 0 {
+            (&self.dirs[0], Direction::ToClient)
+        } else {
+            (&self.dirs[1], Direction::ToServer)
+        };
+        seen.last_ack.map(|_| (unseen, seen.acked))
+    }
+
     /// Both directions carried payload.
     pub fn payload_both_ways(&self) -> bool {
         self.dirs.iter().all(|d| d.payload > 0)
@@ -326,6 +371,9 @@ impl<A> Flow<A> {
         d.bytes += u64::from(pkt.wire_len);
         match pkt.tcp {
             Some(t) if pkt.fragment != Fragment::Continuation => {
+                if t.has(TcpMeta::ACK) {
+                    self.dir_mut(dir).note_ack(t.ack);
+                }
                 let chunk = self.tcp_update(dir, t, pkt);
                 self.tcp_state(dir, t);
                 chunk
@@ -580,6 +628,12 @@ impl<A: Default> FlowTable<A> {
         }
     }
 
+    /// Replaces the limits (config reload). Timeouts apply to the next sweep; a smaller
+    /// `max_flows` bounds new flows only, so a fuller table shrinks as its flows end.
+    pub fn set_limits(&mut self, limits: FlowLimits) {
+        self.limits = limits;
+    }
+
     /// Number of flows tracked.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -829,6 +883,63 @@ mod tests {
     const S: u8 = TcpMeta::SYN;
     const A: u8 = TcpMeta::ACK;
     const F: u8 = TcpMeta::FIN;
+
+    /// Client-only capture: the server's bytes are estimated from the client's ACKs, across
+    /// the 32-bit wrap, and a reordered older ACK changes nothing.
+    #[test]
+    fn one_sided_flow_estimates_the_unseen_direction_from_acks() {
+        let mut dec = Decoder::new(8);
+        let mut table: FlowTable<()> = FlowTable::new(FlowLimits::default());
+        let mut ended = Vec::new();
+        let isn_server = u32::MAX - 99;
+        let mut slot = 0;
+        // (client seq, ack, payload)
+        let segs: [(u32, Option<u32>, &[u8]); 5] = [
+            (999, None, b""),                              // SYN
+            (1000, Some(isn_server.wrapping_add(1)), b""), // handshake ACK
+            (1000, Some(isn_server.wrapping_add(1)), b"RETR big\r\n"),
+            (1010, Some(isn_server.wrapping_add(5001)), b""), // 5000 bytes received
+            (1010, Some(isn_server.wrapping_add(3001)), b""), // reordered, older
+        ];
+        for (i, (seq, ack, payload)) in segs.iter().enumerate() {
+            let mut b = PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4([10, 0, 0, 1], [203, 0, 113, 9], 64)
+                .tcp(40000, 21, *seq, 1000);
+            b = match ack {
+                Some(a) => b.ack(*a),
+                None => b.syn(),
+            };
+            let mut f = Vec::new();
+            b.write(&mut f, payload).unwrap();
+            let t = Ts::from_secs(100 + i as u64);
+            let p = dec
+                .decode(linktype::ETHERNET, &f, f.len() as u32, t)
+                .unwrap();
+            let hit = table.lookup(&p, t, i as u64 + 1, &mut ended);
+            slot = hit.slot;
+            table
+                .get_mut(slot)
+                .unwrap()
+                .update(hit.dir, &p, t, i as u64 + 1);
+        }
+        let flow = table.get(slot).unwrap();
+        assert!(flow.one_sided());
+        assert_eq!(flow.dirs[0].payload, 10);
+        assert_eq!(
+            flow.estimated_unseen_payload(),
+            Some((Direction::ToClient, 5000))
+        );
+    }
+
+    #[test]
+    fn two_sided_flow_has_no_estimate() {
+        let mut c = Conv::new(FlowLimits::default());
+        let (slot, _, _) = c.tcp(100, true, 40000, 21, 999, S, b"");
+        c.tcp(100, false, 21, 40000, 4999, S | A, b"");
+        let f = c.table.get(slot).unwrap();
+        assert!(!f.one_sided());
+        assert_eq!(f.estimated_unseen_payload(), None);
+    }
 
     #[test]
     fn handshake_data_retransmission_and_fin() {

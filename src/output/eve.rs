@@ -136,6 +136,19 @@ pub struct XferFlow {
     /// announcement the sensor could read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_confidence: Option<f64>,
+    /// The tunnel the flow arrived in (`gre`, `erspan-i`/`-ii`/`-iii`, `vxlan`, `geneve`),
+    /// outermost first seen; absent when it was not tunnelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<&'static str>,
+    /// `one-sided` when only one direction of a TCP flow was captured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<&'static str>,
+    /// One-sided flow: client → server payload estimated from the server's ACKs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_payload_toserver: Option<u64>,
+    /// One-sided flow: server → client payload estimated from the client's ACKs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_payload_toclient: Option<u64>,
 }
 
 /// A `flow` record.

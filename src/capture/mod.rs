@@ -1,4 +1,5 @@
-//! Capture stage: reads pcap/pcapng files (or stdin) into owned frame batches.
+//! Capture stage: reads pcap/pcapng files (or stdin), or a live interface ([`live`]), into
+//! owned frame batches.
 //!
 //! Frames are copied out of the reader's buffer into a reusable [`Batch`] (one byte
 //! buffer plus fixed-size headers), so workers own their input and the hot path does not
@@ -16,6 +17,10 @@ use pcap_parser::{PcapBlockOwned, PcapError};
 use thiserror::Error;
 
 use crate::time::Ts;
+
+pub mod live;
+
+pub use live::PcapCounters;
 
 /// Metadata of one frame inside a [`Batch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +155,9 @@ impl Input {
 /// Why an input could not be read to its end.
 #[derive(Debug, Error)]
 pub enum CaptureError {
+    /// Live capture stopped with an error.
+    #[error(transparent)]
+    Live(#[from] live::LiveError),
     /// The file could not be opened or read.
     #[error("{input}: {source}")]
     Io {
@@ -233,6 +241,11 @@ pub struct ReadStats {
     pub bad_interface: u64,
     /// Frames whose captured length exceeds the original length (kept, clamped).
     pub caplen_over_wirelen: u64,
+    /// Live capture: frames the sensor dropped because the worker queue was full (the
+    /// kernel had delivered them; compare `pcap.kernel_dropped`).
+    pub queue_dropped: u64,
+    /// Live capture: libpcap's counters (zero when replaying files).
+    pub pcap: PcapCounters,
 }
 
 /// Interface properties needed to interpret pcapng packets.
@@ -505,7 +518,7 @@ fn read_stream(
 }
 
 /// Nanoseconds from whole seconds plus a fraction in `units_per_sec` units.
-fn make_ts(secs: u64, frac: u64, units_per_sec: u64, offset_secs: i64) -> Ts {
+pub(crate) fn make_ts(secs: u64, frac: u64, units_per_sec: u64, offset_secs: i64) -> Ts {
     let nanos = (u128::from(frac) * 1_000_000_000 / u128::from(units_per_sec.max(1))) as u64;
     let secs = secs.saturating_add_signed(offset_secs);
     Ts::from_parts(secs, nanos.min(999_999_999))
