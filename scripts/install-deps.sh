@@ -9,9 +9,10 @@ if ! { [ -e /usr/include/pcap.h ] || [ -e /usr/include/pcap/pcap.h ]; }; then ne
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 
-# As root, also the namespace lab's servers and clients, so tests/live.rs runs its live
-# capture test instead of skipping it (scenarios.sh installs only what is missing).
-if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+# With --lab, as root: also the namespace lab's servers and clients, so tests/live.rs runs
+# its live capture test instead of skipping it (scenarios.sh installs only what is missing).
+# The demo does not need them.
+if [ "${1:-}" = "--lab" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   "$(dirname "$0")/netns/scenarios.sh" install || echo "install-deps: lab packages not installed; tests/live.rs will skip its lab test" >&2
 fi
 

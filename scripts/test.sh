@@ -4,7 +4,7 @@
 # Works on a fresh clone without ../shared (the corpus tests then say they skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --lab
 # tests/detection.rs runs the capture generator binary to make its large captures;
 # `--all-targets` builds examples as test harnesses, so build the binaries first.
 cargo build --locked --examples
