@@ -578,6 +578,21 @@ fn outbound_dir(settings: &EngineSettings, flow: &Flow<FlowApp>) -> Option<Direc
     }
 }
 
+/// A flow's payload split into (outbound, inbound) by its outbound direction; `grown` bytes
+/// of `dir` are left out (the caller counts them separately).
+fn payload_split(flow: &Flow<FlowApp>, (dir, grown): (Direction, u64)) -> (u64, u64) {
+    let (mut ts_b, mut tc_b) = (flow.dirs[0].payload, flow.dirs[1].payload);
+    match dir {
+        Direction::ToServer => ts_b = ts_b.saturating_sub(grown),
+        Direction::ToClient => tc_b = tc_b.saturating_sub(grown),
+    }
+    match flow.app.outbound_dir {
+        Some(Direction::ToServer) => (ts_b, tc_b),
+        Some(Direction::ToClient) => (tc_b, ts_b),
+        None => (0, 0),
+    }
+}
+
 /// The session protocol a flow's identification evidence proves, if any.
 fn session_kind(cls: &Classifier) -> Option<AppProto> {
     let labels = cls.labels();
@@ -649,19 +664,11 @@ fn start_session(
     };
     // The bytes before this packet were probed, not parsed: count them now (this packet's
     // growth is counted by the session step that follows).
-    let (mut ts_b, mut tc_b) = (flow.dirs[0].payload, flow.dirs[1].payload);
-    match dir {
-        Direction::ToServer => ts_b = ts_b.saturating_sub(grown),
-        Direction::ToClient => tc_b = tc_b.saturating_sub(grown),
-    }
-    let (out_b, in_b) = match flow.app.outbound_dir {
-        Some(Direction::ToServer) => (ts_b, tc_b),
-        Some(Direction::ToClient) => (tc_b, ts_b),
-        None => (0, 0),
-    };
+    let (out_b, in_b) = payload_split(flow, (dir, grown));
     s.outbound += out_b;
     s.inbound += in_b;
-    s.carried_payload = ts_b + tc_b > 0;
+    // Whether this flow carried anything before this packet.
+    s.carried_payload = flow.dirs.iter().map(|d| d.payload).sum::<u64>() > grown;
     // TFTP's request is all the main flow carries: its bytes went to the probe above.
     if let Parser::Tftp(t) = &s.parser {
         let (direction, command) = match t.kind() {
@@ -738,11 +745,7 @@ fn link_ftps_data(
     flow.app.outbound_dir = outbound_dir(settings, flow);
     flow.app.link_confidence = Some(confidence);
     let (ts_b, tc_b) = (flow.dirs[0].payload, flow.dirs[1].payload);
-    let (out_b, in_b) = match flow.app.outbound_dir {
-        Some(Direction::ToServer) => (ts_b, tc_b),
-        Some(Direction::ToClient) => (tc_b, ts_b),
-        None => (0, 0),
-    };
+    let (out_b, in_b) = payload_split(flow, (Direction::ToServer, 0));
     if let Some(s) = sessions.get_mut(sid) {
         s.add_data_channel(flow.flow_id);
         s.data_bytes(flow.flow_id, ts_b + tc_b);
@@ -841,14 +844,14 @@ impl SessionCtx<'_> {
                 Parser::Ftp(p) => {
                     self.ftp_events.clear();
                     p.feed(dir, bytes, gap, self.ftp_events);
-                    self.ftp(flow, sid, ts, pcap_cnt, &mut new_files);
+                    self.ftp(flow, sid, ts, pcap_cnt);
                 }
                 Parser::Smb(p) => {
                     self.smb_events.clear();
                     p.feed(dir, bytes, gap, self.smb_events);
                     // SMB frames by length: a cut tail is skipped by count, not lost.
                     p.skip(dir, u64::from(cut), self.smb_events);
-                    self.smb(flow, sid, ts, pcap_cnt, &mut new_files);
+                    self.smb(flow, sid, ts, pcap_cnt);
                 }
                 Parser::Tftp(_) | Parser::None => {}
             },
@@ -886,14 +889,7 @@ impl SessionCtx<'_> {
     }
 
     /// Handles the FTP control events just parsed.
-    fn ftp(
-        &mut self,
-        flow: &mut Flow<FlowApp>,
-        sid: SessionId,
-        ts: Ts,
-        pcap_cnt: u64,
-        new_files: &mut Vec<usize>,
-    ) {
+    fn ftp(&mut self, flow: &mut Flow<FlowApp>, sid: SessionId, ts: Ts, pcap_cnt: u64) {
         let events = std::mem::take(self.ftp_events);
         for ev in &events {
             match ev {
@@ -918,10 +914,8 @@ impl SessionCtx<'_> {
                     self.sessions.expect.insert(exp, ts);
                 }
                 FtpEvent::Transfer { cmd, name, .. } => {
-                    if let Some(s) = self.sessions.get_mut(sid)
-                        && let Some(f) = s.on_transfer(*cmd, name.clone())
-                    {
-                        new_files.push(f);
+                    if let Some(s) = self.sessions.get_mut(sid) {
+                        s.on_transfer(*cmd, name.clone());
                     }
                 }
                 FtpEvent::TransferEnd { cmd, ok, .. } => {
@@ -958,14 +952,7 @@ impl SessionCtx<'_> {
     }
 
     /// Handles the SMB events just parsed.
-    fn smb(
-        &mut self,
-        flow: &mut Flow<FlowApp>,
-        sid: SessionId,
-        ts: Ts,
-        pcap_cnt: u64,
-        new_files: &mut Vec<usize>,
-    ) {
+    fn smb(&mut self, flow: &mut Flow<FlowApp>, sid: SessionId, ts: Ts, pcap_cnt: u64) {
         let events = std::mem::take(self.smb_events);
         let mut files_changed = false;
         for ev in &events {
@@ -993,8 +980,6 @@ impl SessionCtx<'_> {
         *self.smb_events = events;
         if files_changed && let Some(s) = self.sessions.get_mut(sid) {
             s.sync_smb_files();
-            new_files
-                .extend((0..s.files.len()).filter(|&i| s.files.get(i).is_some_and(|f| !f.judged)));
         }
     }
 
@@ -1059,8 +1044,7 @@ impl SessionCtx<'_> {
                 if let Parser::Ftp(p) = &mut s.parser {
                     self.ftp_events.clear();
                     p.finish(self.ftp_events);
-                    let mut files = Vec::new();
-                    self.ftp(flow, sid, flow.last, flow.last_pcap_cnt, &mut files);
+                    self.ftp(flow, sid, flow.last, flow.last_pcap_cnt);
                 }
             }
             FlowRole::Data => s.close_data_channel(flow.flow_id),
@@ -1348,6 +1332,16 @@ impl Engine {
         self.ended = ended;
     }
 
+    /// The session side, for flows that are not borrowed from the table.
+    fn session_ctx(&mut self) -> SessionCtx<'_> {
+        SessionCtx {
+            sessions: &mut self.sessions,
+            rep: &mut self.rep,
+            ftp_events: &mut self.ftp_events,
+            smb_events: &mut self.smb_events,
+        }
+    }
+
     /// Decides the mismatch verdict of the flow in `slot` once identification is done.
     fn judge(&mut self, slot: u32, pcap_cnt: u64) {
         let Some(flow) = self.flows.get_mut(slot) else {
@@ -1409,13 +1403,7 @@ impl Engine {
                 flow.app.alerted = true;
             }
         }
-        let mut ctx = SessionCtx {
-            sessions: &mut self.sessions,
-            rep: &mut self.rep,
-            ftp_events: &mut self.ftp_events,
-            smb_events: &mut self.smb_events,
-        };
-        let ended = ctx.flow_ending(flow);
+        let ended = self.session_ctx().flow_ending(flow);
         let mut rec = Reporter::flow_record(&self.rep.settings, flow, reason);
         if let Some((sid, role)) = flow.app.session
             && let Some(s) = self.sessions.get(sid)
@@ -1433,13 +1421,7 @@ impl Engine {
             self.rep.send(OutMsg::Line(EventKind::Flow, line));
         }
         if let Some(sid) = ended {
-            let mut ctx = SessionCtx {
-                sessions: &mut self.sessions,
-                rep: &mut self.rep,
-                ftp_events: &mut self.ftp_events,
-                smb_events: &mut self.smb_events,
-            };
-            ctx.end_session(sid, flow);
+            self.session_ctx().end_session(sid, flow);
         }
     }
 
@@ -1476,13 +1458,7 @@ impl Engine {
         // Every flow has ended, so every session has too; anything left was orphaned by a
         // cap and is closed here so its record is not lost.
         for sid in self.sessions.ids() {
-            let mut ctx = SessionCtx {
-                sessions: &mut self.sessions,
-                rep: &mut self.rep,
-                ftp_events: &mut self.ftp_events,
-                smb_events: &mut self.smb_events,
-            };
-            ctx.end_orphan(sid);
+            self.session_ctx().end_orphan(sid);
         }
         self.send_stats();
         self.rep.send(OutMsg::Flush);
