@@ -120,6 +120,9 @@ pub struct FlowApp {
     /// retransmissions), and FTP/TFTP expectations match inner addresses whatever carried
     /// them.
     tunnel: Option<crate::decode::Tunnel>,
+    /// Labels cached once identification settled (they no longer change; merging the two
+    /// directions again for every consumer showed up in profiles).
+    labels: Option<Labels>,
 }
 
 /// If the matched bytes prove the heuristic picked the wrong client (a midstream pickup),
@@ -139,9 +142,12 @@ fn settle_orientation(flow: &mut Flow<FlowApp>) {
     }
 }
 
-/// The labels of a flow that carried payload (None for attempts).
+/// The labels of a flow that carried payload (None for attempts): the ones cached when
+/// identification settled, else computed from the classifier as it stands.
 fn flow_labels(flow: &Flow<FlowApp>) -> Option<Labels> {
-    flow.app.classifier.as_ref().map(Classifier::labels)
+    flow.app
+        .labels
+        .or_else(|| flow.app.classifier.as_ref().map(Classifier::labels))
 }
 
 fn app_fields(flow: &Flow<FlowApp>) -> AppProtoFields {
@@ -264,7 +270,12 @@ impl Reporter {
 
     /// Hands the gathered lines to the writer.
     fn flush_pending(&self) {
-        let (data, counts) = std::mem::take(&mut *self.pending.borrow_mut());
+        // Start the next block at a useful size instead of growing it from empty each batch.
+        let next = (
+            Vec::with_capacity(PENDING_FLUSH_BYTES / 4),
+            KindCounts::default(),
+        );
+        let (data, counts) = std::mem::replace(&mut *self.pending.borrow_mut(), next);
         if !data.is_empty() {
             let records = counts.total();
             self.deliver(OutMsg::Block(data, counts), records);
@@ -392,10 +403,9 @@ impl Reporter {
     /// Runs the mismatch verdict of `flow` through the detector (allowlist, suppression)
     /// and writes the alerts it returns. Returns true if any was written.
     fn mismatch(&mut self, flow: &Flow<FlowApp>, pcap_cnt: u64, reason: &'static str) -> bool {
-        let Some(cls) = flow.app.classifier.as_ref() else {
+        let (Some(cls), Some(labels)) = (flow.app.classifier.as_ref(), flow_labels(flow)) else {
             return false;
         };
-        let labels = cls.labels();
         let (cip, cport) = flow.client_endpoint();
         let (sip, sport) = flow.server_endpoint();
         let Some(v) = verdict::judge(
@@ -714,7 +724,7 @@ fn link_ftps_data(
     if flow.app.session.is_some() || flow.app.expected.is_some() || flow.key.proto != 6 {
         return;
     }
-    let Some(labels) = flow.app.classifier.as_ref().map(Classifier::labels) else {
+    let Some(labels) = flow_labels(flow) else {
         return;
     };
     if labels.app_proto != AppProto::Tls {
@@ -1348,6 +1358,7 @@ impl Engine {
             return;
         };
         settle_orientation(flow);
+        flow.app.labels = flow.app.classifier.as_ref().map(Classifier::labels);
         link_ftps_data(&mut self.sessions, &self.rep.settings, flow);
         flow.app.judged = true;
         if self.rep.mismatch(flow, pcap_cnt, "active") {
@@ -1397,6 +1408,7 @@ impl Engine {
         }
         if !flow.app.judged {
             settle_orientation(flow);
+            flow.app.labels = flow.app.classifier.as_ref().map(Classifier::labels);
             link_ftps_data(&mut self.sessions, &self.rep.settings, flow);
             flow.app.judged = true;
             if self.rep.mismatch(flow, flow.last_pcap_cnt, reason.as_str()) {

@@ -511,7 +511,8 @@ fn read_stream(
             );
         }
         consumed += offset as u64;
-        rd.consume(offset);
+        // No shift per record: `refill` shifts the remainder once before reading more.
+        rd.consume_noshift(offset);
     }
     progress(consumed);
     Ok(frames)
