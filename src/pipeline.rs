@@ -316,6 +316,9 @@ fn reload_now(signals: &Signals, reload: &mut Option<ReloadSource>, replay: bool
 }
 
 /// The live capture side: frames into batches, never waiting on the worker.
+/// How long a live capture keeps reading already-captured frames after a stop request.
+const STOP_DRAIN: std::time::Duration = std::time::Duration::from_millis(1000);
+
 fn read_live(
     cap: &mut LiveCapture,
     opts: &RunOptions,
@@ -337,8 +340,15 @@ fn read_live(
     let mut clock = LiveClock::new();
     let mut pending: Option<Work> = None;
     let mut loss = LossReport::default();
+    // After a stop request the frames the kernel already holds are still read (they are
+    // part of the run: the last transfer before the signal must not vanish), until nothing
+    // is ready or the drain deadline passes.
+    let mut drain_until: Option<Instant> = None;
     let reason = loop {
-        if signals.stop.load(Ordering::Relaxed) {
+        if drain_until.is_none() && signals.stop.load(Ordering::Relaxed) {
+            drain_until = Some(Instant::now() + STOP_DRAIN);
+        }
+        if drain_until.is_some_and(|d| Instant::now() >= d) {
             outcome.interrupted = true;
             break EndReason::Shutdown;
         }
@@ -361,6 +371,10 @@ fn read_live(
                     dispatch(&mut batch, &mut stats, work_tx, free_rx, batch_packets);
                     batch_since = None;
                 }
+            }
+            Ok(None) if drain_until.is_some() => {
+                outcome.interrupted = true;
+                break EndReason::Shutdown;
             }
             Ok(None) => {}
             Err(e) => {

@@ -25,6 +25,16 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_xferwatch");
 
+/// The tests here time a process's exit and compare live capture with replay; run them one at
+/// a time so they do not starve each other of the machine's two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn sh(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", cmd])
@@ -154,6 +164,7 @@ fn wait_for_text(path: &Path, needle: &str, limit: Duration) -> bool {
 
 #[test]
 fn live_lab_matches_replay() {
+    let _serial = serial();
     if let Some(why) = lab_unavailable() {
         eprintln!("live_lab_matches_replay: skipped: {why}");
         return;
@@ -365,6 +376,7 @@ fn pcapgen() -> Option<PathBuf> {
 
 #[test]
 fn sigterm_during_long_replay() {
+    let _serial = serial();
     let Some(gen_bin) = pcapgen() else {
         eprintln!("sigterm_during_long_replay: skipped: target/debug/examples/pcapgen not built");
         return;
@@ -461,6 +473,7 @@ fn sigterm_during_long_replay() {
 /// the reason logged, and a valid one is applied.
 #[test]
 fn sighup_reopens_output_and_reloads_config_live() {
+    let _serial = serial();
     if !sh("test \"$(id -u)\" -eq 0") {
         eprintln!("sighup_reopens_output_and_reloads_config_live: skipped: not root");
         return;
