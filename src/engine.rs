@@ -307,36 +307,20 @@ impl Reporter {
         ts: Ts,
         pcap_cnt: u64,
     ) -> Header {
-        let (cip, cport) = flow.client_endpoint();
-        let (sip, sport) = flow.server_endpoint();
-        let icmp = matches!(flow.key.proto, 1 | 58);
-        let (cid_sport, cid_dport) = if icmp {
-            (u16::from(flow.icmp.0), u16::from(flow.icmp.1))
-        } else {
-            (cport, sport)
-        };
-        Header {
-            timestamp: ts.eve(),
-            flow_id: flow.flow_id,
-            pcap_cnt: settings.replay.then_some(pcap_cnt),
+        let icmp = matches!(flow.key.proto, 1 | 58).then_some(flow.icmp);
+        endpoint_header(
+            EndpointIds {
+                flow_id: flow.flow_id,
+                client: flow.client_endpoint(),
+                server: flow.server_endpoint(),
+                proto: flow.key.proto,
+                icmp,
+                vlan: flow.key.vlan,
+            },
             event_type,
-            src_ip: cip,
-            src_port: (!icmp).then_some(cport),
-            dest_ip: sip,
-            dest_port: (!icmp).then_some(sport),
-            proto: eve::proto_name(flow.key.proto),
-            icmp_type: icmp.then_some(flow.icmp.0),
-            icmp_code: icmp.then_some(flow.icmp.1),
-            vlan: flow.key.vlan.iter().copied().filter(|v| *v != 0).collect(),
-            community_id: crate::community_id::community_id(
-                0,
-                cip,
-                sip,
-                flow.key.proto,
-                cid_sport,
-                cid_dport,
-            ),
-        }
+            ts,
+            settings.replay.then_some(pcap_cnt),
+        )
     }
 
     fn flow_record(
@@ -419,31 +403,12 @@ impl Reporter {
         ) else {
             return false;
         };
-        let (rule, expected_here, expected_ports) = match &v {
-            Verdict::PortMismatch {
-                expected_here,
-                expected_ports,
-                ..
-            } => (MismatchRule::PortMismatch, expected_here, expected_ports),
-            Verdict::ExpectedProtocolAbsent {
-                expected_here,
-                expected_ports,
-                ..
-            } => (
-                MismatchRule::ExpectedProtocolAbsent,
-                expected_here,
-                expected_ports,
-            ),
-            Verdict::DirectionDisagreement {
-                expected_here,
-                expected_ports,
-                ..
-            } => (
-                MismatchRule::DirectionDisagreement,
-                expected_here,
-                expected_ports,
-            ),
+        let rule = match &v {
+            Verdict::PortMismatch { .. } => MismatchRule::PortMismatch,
+            Verdict::ExpectedProtocolAbsent { .. } => MismatchRule::ExpectedProtocolAbsent,
+            Verdict::DirectionDisagreement { .. } => MismatchRule::DirectionDisagreement,
         };
+        let (expected_here, expected_ports) = v.expected();
         let detail = v.to_string();
         let view = MismatchView {
             rule,
@@ -768,26 +733,56 @@ fn link_ftps_data(
 
 /// Header of records about a session, from its main flow's identity.
 fn session_header(s: &crate::session::Session, event_type: &'static str) -> Header {
-    Header {
-        timestamp: s.last_ts.eve(),
+    let ids = EndpointIds {
         flow_id: s.main.flow_id,
-        pcap_cnt: None,
+        client: s.client,
+        server: s.server,
+        proto: s.main.proto,
+        icmp: None,
+        vlan: s.main.vlan,
+    };
+    endpoint_header(ids, event_type, s.last_ts, None)
+}
+
+/// What names a flow in a record header.
+struct EndpointIds {
+    flow_id: u64,
+    client: (std::net::IpAddr, u16),
+    server: (std::net::IpAddr, u16),
+    proto: u8,
+    /// ICMP type and code, for ICMP flows (they replace the ports).
+    icmp: Option<(u8, u8)>,
+    vlan: [u16; 2],
+}
+
+/// The EVE header for a flow identity; flow and session records share it.
+fn endpoint_header(
+    id: EndpointIds,
+    event_type: &'static str,
+    ts: Ts,
+    pcap_cnt: Option<u64>,
+) -> Header {
+    let ((cip, cport), (sip, sport)) = (id.client, id.server);
+    let (cid_sport, cid_dport) = match id.icmp {
+        Some((t, c)) => (u16::from(t), u16::from(c)),
+        None => (cport, sport),
+    };
+    let ports = id.icmp.is_none();
+    Header {
+        timestamp: ts.eve(),
+        flow_id: id.flow_id,
+        pcap_cnt,
         event_type,
-        src_ip: s.client.0,
-        src_port: Some(s.client.1),
-        dest_ip: s.server.0,
-        dest_port: Some(s.server.1),
-        proto: eve::proto_name(s.main.proto),
-        icmp_type: None,
-        icmp_code: None,
-        vlan: s.main.vlan.iter().copied().filter(|v| *v != 0).collect(),
+        src_ip: cip,
+        src_port: ports.then_some(cport),
+        dest_ip: sip,
+        dest_port: ports.then_some(sport),
+        proto: eve::proto_name(id.proto),
+        icmp_type: id.icmp.map(|(t, _)| t),
+        icmp_code: id.icmp.map(|(_, c)| c),
+        vlan: id.vlan.iter().copied().filter(|v| *v != 0).collect(),
         community_id: crate::community_id::community_id(
-            0,
-            s.client.0,
-            s.server.0,
-            s.main.proto,
-            s.client.1,
-            s.server.1,
+            0, cip, sip, id.proto, cid_sport, cid_dport,
         ),
     }
 }

@@ -169,6 +169,28 @@ impl Verdict {
         }
     }
 
+    /// Protocols the policy lists for the server port, and ports it lists for the protocol
+    /// found.
+    pub fn expected(&self) -> (&[AppProto], &[u16]) {
+        match self {
+            Verdict::PortMismatch {
+                expected_here,
+                expected_ports,
+                ..
+            }
+            | Verdict::ExpectedProtocolAbsent {
+                expected_here,
+                expected_ports,
+                ..
+            }
+            | Verdict::DirectionDisagreement {
+                expected_here,
+                expected_ports,
+                ..
+            } => (expected_here, expected_ports),
+        }
+    }
+
     /// The protocol the verdict is about (the flow's `app_proto`).
     pub fn found(&self) -> AppProto {
         match self {
@@ -179,26 +201,10 @@ impl Verdict {
     }
 }
 
-struct Protos<'a>(&'a [AppProto]);
+/// A list printed comma-separated, or `none` when empty (protocols and ports alike).
+struct List<'a, T>(&'a [T]);
 
-impl fmt::Display for Protos<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("none");
-        }
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            f.write_str(p.as_str())?;
-        }
-        Ok(())
-    }
-}
-
-struct Ports<'a>(&'a [u16]);
-
-impl fmt::Display for Ports<'_> {
+impl<T: fmt::Display> fmt::Display for List<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
             return f.write_str("none");
@@ -225,8 +231,8 @@ impl fmt::Display for Verdict {
             } => write!(
                 f,
                 "{found} on server port {port}; {found} is expected on {}; port {port} is for {}",
-                Ports(expected_ports),
-                Protos(expected_here)
+                List(expected_ports),
+                List(expected_here)
             ),
             Verdict::ExpectedProtocolAbsent {
                 found,
@@ -242,7 +248,7 @@ impl fmt::Display for Verdict {
                 write!(
                     f,
                     "server port {port} is for {} but carried {what}",
-                    Protos(expected_here)
+                    List(expected_here)
                 )
             }
             Verdict::DirectionDisagreement { ts, tc, port, .. } => write!(
