@@ -1501,15 +1501,8 @@ impl State {
                 };
                 let mut tx = self.tx(cmd2::name(h.command), h.status, session_id, tree_id);
                 let tree = self.trees.get(&(session_id, tree_id)).cloned();
-                tx.share = tree.as_ref().map(|t| t.share.clone());
-                tx.filename.clone_from(&name);
-                tx.disposition = disposition_name(disposition);
-                let delete_on_close = options & 0x1000 != 0;
-                tx.access = Some(if delete_on_close {
-                    "delete on close"
-                } else {
-                    "normal"
-                });
+                let delete_on_close =
+                    create_fields(&mut tx, tree.as_ref(), &name, disposition, options);
                 if ok
                     && let Some(fid) =
                         slice(body, 64, 16).and_then(|b| <[u8; 16]>::try_from(b).ok())
@@ -1538,10 +1531,7 @@ impl State {
                         delete_on_close,
                         size,
                     };
-                    tx.size = size;
-                    tx.fuid = Some(key.fuid());
-                    tx.kind = Some(kind);
-                    self.open_file(open, out);
+                    self.record_open(&mut tx, open, out);
                 }
                 out.push(SmbEvent::Transaction(Box::new(tx)));
             }
@@ -1670,6 +1660,15 @@ impl State {
     }
 
     /// Registers an open handle, merging files by (share, name).
+    /// A successful CREATE (SMB2) or NT_CREATE_ANDX (SMB1): its handle goes on the
+    /// transaction record and into the file table.
+    fn record_open(&mut self, tx: &mut SmbTransaction, open: Open, out: &mut Vec<SmbEvent>) {
+        tx.size = open.size;
+        tx.fuid = Some(open.key.fuid());
+        tx.kind = Some(open.kind);
+        self.open_file(open, out);
+    }
+
     fn open_file(&mut self, o: Open, out: &mut Vec<SmbEvent>) -> Option<usize> {
         let merge_key = (
             o.share.clone().unwrap_or_default(),
@@ -2099,15 +2098,8 @@ impl State {
                 };
                 let mut tx = self.tx(name, c.status, session_id, tree_id);
                 let tree = self.trees.get(&(0, tree_id)).cloned();
-                tx.share = tree.as_ref().map(|t| t.share.clone());
-                tx.filename.clone_from(&fname);
-                tx.disposition = disposition_name(disposition);
-                let delete_on_close = options & 0x1000 != 0;
-                tx.access = Some(if delete_on_close {
-                    "delete on close"
-                } else {
-                    "normal"
-                });
+                let delete_on_close =
+                    create_fields(&mut tx, tree.as_ref(), &fname, disposition, options);
                 if ok && let Some(fid) = le16(words, 5) {
                     let key = FileKey::V1(fid);
                     let action = le32(words, 7).unwrap_or(0);
@@ -2134,10 +2126,7 @@ impl State {
                         delete_on_close,
                         size,
                     };
-                    tx.size = size;
-                    tx.fuid = Some(key.fuid());
-                    tx.kind = Some(kind);
-                    self.open_file(open, out);
+                    self.record_open(&mut tx, open, out);
                 }
                 out.push(SmbEvent::Transaction(Box::new(tx)));
             }
@@ -2196,6 +2185,27 @@ struct Smb1Ctx {
     id: u64,
     /// Declared PDU length.
     total: usize,
+}
+
+/// Fills the CREATE request fields both dialects log; returns whether the open asked for
+/// delete-on-close.
+fn create_fields(
+    tx: &mut SmbTransaction,
+    tree: Option<&TreeRef>,
+    name: &Option<String>,
+    disposition: u32,
+    options: u32,
+) -> bool {
+    tx.share = tree.map(|t| t.share.clone());
+    tx.filename.clone_from(name);
+    tx.disposition = disposition_name(disposition);
+    let delete_on_close = options & 0x1000 != 0;
+    tx.access = Some(if delete_on_close {
+        "delete on close"
+    } else {
+        "normal"
+    });
+    delete_on_close
 }
 
 /// A successful open, before it is filed.
