@@ -4,11 +4,6 @@
 //! The engine owns all per-flow state, so the hot path takes no locks. Records are
 //! serialised here and sent to the writer thread as owned lines.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use crossbeam_channel::{Sender, TrySendError};
-
 use crate::app_proto::AppProto;
 use crate::capture::{Batch, FrameMeta, ReadStats};
 use crate::decode::Decoder;
@@ -22,6 +17,7 @@ use crate::output::eve::{
     Identification, SessionRecord, SessionXfer, StatsBody, StatsRecord, TxRecord, XferFlow,
     XferRef,
 };
+use crate::output::queue::{Lane, OutSender};
 use crate::output::{EventKind, KindCounts, OutMsg};
 use crate::proto::Endpoint;
 use crate::proto::ftp::{FtpConfig, FtpControl, FtpEvent};
@@ -232,12 +228,12 @@ struct Reporter {
     settings: EngineSettings,
     detector: Detector,
     alerts: Vec<Alert>,
-    out: Sender<OutMsg>,
+    out: OutSender,
     /// Lines not yet handed to the writer. A `RefCell` because the engine's record builders
     /// take `&self`; the engine is single-threaded, so this is never contended.
     pending: RefCell<(Vec<u8>, KindCounts)>,
-    /// Live mode: records dropped because the writer queue was full (never blocks).
-    dropped: Option<Arc<AtomicU64>>,
+    /// Alert lines not yet handed over: they take their own lane (see `output::queue`).
+    pending_alerts: RefCell<(Vec<u8>, KindCounts)>,
 }
 
 /// Gathered output is handed over at least this often.
@@ -246,12 +242,18 @@ const PENDING_FLUSH_BYTES: usize = 256 * 1024;
 impl Reporter {
     /// Queues a record. Lines are gathered into one block per input batch (or per 256 KiB)
     /// so the writer wakes once per batch, not once per record; anything else flushes the
-    /// block first to keep the order.
+    /// blocks first to keep the order. Alerts are gathered apart and always handed over
+    /// before the other lines, so an alert never trails a record made after it.
     fn send(&self, msg: OutMsg) {
         match msg {
             OutMsg::Line(kind, line) => {
+                let cell = if kind == EventKind::Alert {
+                    &self.pending_alerts
+                } else {
+                    &self.pending
+                };
                 let full = {
-                    let mut p = self.pending.borrow_mut();
+                    let mut p = cell.borrow_mut();
                     p.0.extend_from_slice(&line);
                     p.0.push(b'\n');
                     p.1.add(kind);
@@ -263,13 +265,19 @@ impl Reporter {
             }
             other => {
                 self.flush_pending();
-                self.deliver(other, 1);
+                let counts = other.counts();
+                self.out.send(Lane::Records, other, &counts);
             }
         }
     }
 
-    /// Hands the gathered lines to the writer.
+    /// Hands the gathered lines to the writer: alerts first.
     fn flush_pending(&self) {
+        let alerts = std::mem::take(&mut *self.pending_alerts.borrow_mut());
+        if !alerts.0.is_empty() {
+            self.out
+                .send(Lane::Alerts, OutMsg::Block(alerts.0, alerts.1), &alerts.1);
+        }
         // Start the next block at a useful size instead of growing it from empty each batch.
         let next = (
             Vec::with_capacity(PENDING_FLUSH_BYTES / 4),
@@ -277,25 +285,10 @@ impl Reporter {
         );
         let (data, counts) = std::mem::replace(&mut *self.pending.borrow_mut(), next);
         if !data.is_empty() {
-            let records = counts.total();
-            self.deliver(OutMsg::Block(data, counts), records);
-        }
-    }
-
-    /// Sends one message that carries `records` records.
-    fn deliver(&self, msg: OutMsg, records: u64) {
-        match &self.dropped {
-            // Live: a stalled writer must not stall capture; the loss is counted.
-            Some(counter) => {
-                if let Err(TrySendError::Full(_)) = self.out.try_send(msg) {
-                    counter.fetch_add(records, Ordering::Relaxed);
-                }
-            }
-            // Replay waits. The writer outlives the workers; a send fails only if it died,
-            // and then there is nowhere left to report to.
-            None => {
-                let _ = self.out.send(msg);
-            }
+            // Live: a full queue drops the block and counts its records per type (the
+            // sender knows its mode); replay waits for room.
+            self.out
+                .send(Lane::Records, OutMsg::Block(data, counts), &counts);
         }
     }
 
@@ -946,7 +939,7 @@ impl SessionCtx<'_> {
                             },
                         };
                         if let Ok(line) = serde_json::to_vec(&rec) {
-                            self.rep.send(OutMsg::Line(EventKind::Transaction, line));
+                            self.rep.send(OutMsg::Line(EventKind::Ftp, line));
                         }
                     }
                 }
@@ -974,7 +967,7 @@ impl SessionCtx<'_> {
                             },
                         };
                         if let Ok(line) = serde_json::to_vec(&rec) {
-                            self.rep.send(OutMsg::Line(EventKind::Transaction, line));
+                            self.rep.send(OutMsg::Line(EventKind::Smb, line));
                         }
                     }
                 }
@@ -1114,7 +1107,7 @@ impl SessionCtx<'_> {
                 },
             };
             if let Ok(line) = serde_json::to_vec(&rec) {
-                self.rep.send(OutMsg::Line(EventKind::Transaction, line));
+                self.rep.send(OutMsg::Line(EventKind::Tftp, line));
             }
         }
         let rec = SessionRecord {
@@ -1152,7 +1145,7 @@ pub struct Engine {
 
 impl Engine {
     /// A worker that sends its records to `out`.
-    pub fn new(settings: EngineSettings, out: Sender<OutMsg>) -> Engine {
+    pub fn new(settings: EngineSettings, out: OutSender) -> Engine {
         Engine {
             decoder: Decoder::new(settings.max_fragments),
             flows: FlowTable::new(settings.flow_limits.clone()),
@@ -1169,16 +1162,16 @@ impl Engine {
                 alerts: Vec::new(),
                 out,
                 pending: RefCell::new((Vec::new(), KindCounts::default())),
-                dropped: None,
+                pending_alerts: RefCell::new((Vec::new(), KindCounts::default())),
                 settings,
             },
         }
     }
 
-    /// Live mode: records are never waited for; when the writer queue is full they are
-    /// dropped and counted in `counter` (reported as `stats.output.queue_dropped`).
-    pub fn drop_when_full(&mut self, counter: Arc<AtomicU64>) {
-        self.rep.dropped = Some(counter);
+    /// Live mode: records are never waited for; when their writer queue is full they are
+    /// dropped and counted per event type (`stats.output.queue_dropped`).
+    pub fn drop_when_full(&mut self) {
+        self.rep.out.set_drop_when_full(true);
     }
 
     /// Applies reloaded settings at a batch boundary (SIGHUP).
@@ -1458,7 +1451,7 @@ impl Engine {
     pub fn finish(&mut self, reason: EndReason, capture: &ReadStats) {
         // Capture has stopped, so nothing is left to protect from a slow writer: every
         // flow's record waits for room rather than being dropped.
-        self.rep.dropped = None;
+        self.rep.out.set_drop_when_full(false);
         self.capture.clone_from(capture);
         self.flows.drain(reason, &mut self.ended);
         self.flush_ended();

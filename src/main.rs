@@ -152,6 +152,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         batch_packets: cap.batch_packets.as_usize(),
         queue_batches: cap.queue_batches.as_usize(),
         queue_records: config.output.queue_records.as_usize(),
+        queue_alerts: config.output.queue_alerts.as_usize(),
         max_record: cap.max_record_bytes.as_usize(),
         progress: match cap.progress {
             Progress::Always => true,

@@ -3,8 +3,11 @@
 //!
 //! Replay never drops: when a queue is full the reader waits. Live capture never waits:
 //! a batch that finds the worker queue full is dropped and counted
-//! (`stats.capture.queue_dropped`), and records that find the writer queue full are
-//! dropped and counted (`stats.output.queue_dropped`), so the kernel buffer keeps draining.
+//! (`stats.capture.queue_dropped`), and records that find their writer queue full are
+//! dropped and counted per event type (`stats.output.queue_dropped`), so the kernel buffer
+//! keeps draining. Alerts have their own, larger writer queue ([`crate::output::queue`]).
+//! A writer whose sink fails (full disk) holds its backlog and retries, so the queues fill
+//! behind it; a broken pipe on stdout sets the stop flag, as the reader went away.
 //! Batches are recycled through a return channel, so steady state allocates nothing per
 //! packet.
 //!
@@ -17,11 +20,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use thiserror::Error;
 
 use crate::capture::live::{LiveCapture, LiveClock, LiveError, LiveOptions};
@@ -29,6 +32,7 @@ use crate::capture::{self, Batch, CaptureError, Input, ReadStats};
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
 use crate::flow::EndReason;
+use crate::output::queue::{self, OutReceiver, RecvError};
 use crate::output::{OutMsg, Target, Writer};
 use crate::privileges::{PrivilegeError, Privileges};
 use crate::time::Ts;
@@ -66,8 +70,10 @@ pub struct RunOptions {
     pub batch_packets: usize,
     /// Batches in flight.
     pub queue_batches: usize,
-    /// Records in flight to the writer.
+    /// Records in flight to the writer (alerts excepted).
     pub queue_records: usize,
+    /// Alert records in flight to the writer.
+    pub queue_alerts: usize,
     /// Largest capture record accepted.
     pub max_record: usize,
     /// Show a progress bar on stderr.
@@ -181,9 +187,10 @@ impl ReloadSource {
         }
         let restart_only = [
             ("[capture]", new.capture != old.capture),
-            ("[output] eve and queue_records", {
+            ("[output] eve, queue_records and queue_alerts", {
                 new.output.eve != old.output.eve
                     || new.output.queue_records != old.output.queue_records
+                    || new.output.queue_alerts != old.output.queue_alerts
             }),
             ("[sessions]", new.sessions != old.sessions),
         ];
@@ -249,20 +256,18 @@ pub fn run(opts: RunOptions, signals: &Signals) -> Result<RunOutcome, SetupError
     if let Some(p) = &opts.privileges {
         crate::privileges::drop_privileges(p)?;
     }
-    let (out_tx, out_rx) = bounded::<OutMsg>(opts.queue_records.max(16));
+    let (out_tx, out_rx) = queue::queues(opts.queue_records.max(16), opts.queue_alerts.max(16));
     let (work_tx, work_rx) = bounded::<Work>(opts.queue_batches.max(1));
     let (free_tx, free_rx) = bounded::<Batch>(opts.queue_batches.max(1) + 2);
-    let out_dropped = Arc::new(AtomicU64::new(0));
 
-    let reopen = Arc::clone(&signals.reopen);
-    let dropped = Arc::clone(&out_dropped);
+    let writer_signals = signals.clone();
     let writer_handle = thread::Builder::new()
         .name("xw-writer".into())
-        .spawn(move || writer_loop(writer, out_rx, &reopen, &dropped))
+        .spawn(move || writer_loop(writer, out_rx, &writer_signals))
         .map_err(SetupError::Thread)?;
     let mut engine = Engine::new(opts.engine.clone(), out_tx);
     if live.is_some() {
-        engine.drop_when_full(Arc::clone(&out_dropped));
+        engine.drop_when_full();
     }
     let worker_handle = thread::Builder::new()
         .name("xw-worker".into())
@@ -609,18 +614,31 @@ fn worker_loop(mut engine: Engine, rx: Receiver<Work>, free: Sender<Batch>) {
 const IDLE_FLUSH: Duration = Duration::from_millis(200);
 /// Buffered lines wait at most this long under a steady trickle of records.
 const MAX_FLUSH_DELAY: Duration = Duration::from_secs(1);
+/// After a stop request, a sink that still fails is given up after this long, so the run
+/// ends; until a stop request, a failing sink is retried for ever (replay loses nothing).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Queue drops are logged at most this often.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-fn writer_loop(
+/// The writer thread: takes records from the queues (alerts first) and writes them.
+///
+/// While the sink fails, it keeps taking records until its backlog is full, then leaves
+/// them in the queues, retrying the sink every [`crate::output::RETRY_INTERVAL`] and at
+/// once on SIGHUP (which also reopens the file). Returns the error that made records be
+/// lost, if any.
+pub fn writer_loop(
     mut writer: Writer,
-    rx: Receiver<OutMsg>,
-    reopen: &AtomicBool,
-    dropped: &AtomicU64,
+    rx: OutReceiver,
+    signals: &Signals,
 ) -> Option<std::io::Error> {
     let mut dirty = false;
     let mut last_flush = Instant::now();
+    let mut senders_left = true;
+    let mut stop_seen: Option<Instant> = None;
+    let mut drops = DropReport::default();
     loop {
         // Between two records: a rotated file never receives half a line.
-        if reopen.swap(false, Ordering::Relaxed) {
+        if signals.reopen.swap(false, Ordering::Relaxed) {
             match writer.reopen() {
                 Ok(()) => tracing::info!("EVE output reopened."),
                 Err(e) => {
@@ -628,29 +646,89 @@ fn writer_loop(
                 }
             }
         }
-        match rx.recv_timeout(IDLE_FLUSH) {
-            Ok(msg) => {
-                if matches!(msg, OutMsg::Stats(_)) {
-                    writer.stats.queue_dropped = dropped.load(Ordering::Relaxed);
-                }
-                writer.handle(msg);
-                dirty = true;
-                if last_flush.elapsed() >= MAX_FLUSH_DELAY {
-                    writer.flush();
-                    dirty = false;
-                    last_flush = Instant::now();
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                if dirty {
-                    writer.flush();
-                    dirty = false;
-                    last_flush = Instant::now();
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
+        writer.retry_if_due();
+        if writer.closed() && !signals.stop.swap(true, Ordering::Relaxed) {
+            tracing::info!("Stopping: nobody reads the EVE output any more.");
         }
+        if signals.stop.load(Ordering::Relaxed) && writer.stalled() {
+            let since = *stop_seen.get_or_insert_with(Instant::now);
+            if since.elapsed() >= STOP_GRACE {
+                // Giving up makes the sink count records instead of holding them, so the
+                // workers' last records pass and the run can end.
+                writer.give_up();
+            }
+        }
+        drops.check(&rx);
+        if senders_left && writer.has_room() {
+            let wait = if writer.stalled() {
+                crate::output::RETRY_INTERVAL / 5
+            } else {
+                IDLE_FLUSH
+            };
+            match rx.recv_timeout(wait) {
+                Ok(msg) => {
+                    if matches!(msg, OutMsg::Stats(_)) {
+                        writer.stats.queue_dropped = rx.dropped();
+                    }
+                    writer.handle(msg);
+                    dirty = true;
+                    if last_flush.elapsed() >= MAX_FLUSH_DELAY {
+                        writer.flush();
+                        dirty = false;
+                        last_flush = Instant::now();
+                    }
+                }
+                Err(RecvError::Timeout) => {
+                    if dirty {
+                        writer.flush();
+                        dirty = false;
+                        last_flush = Instant::now();
+                    }
+                }
+                Err(RecvError::Disconnected) => senders_left = false,
+            }
+            continue;
+        }
+        if !senders_left {
+            writer.flush();
+            if writer.backlog() == 0 {
+                break;
+            }
+        }
+        // Full backlog, or the end with a sink that still fails: wait for the next retry.
+        thread::sleep(crate::output::RETRY_INTERVAL / 5);
     }
-    writer.flush();
+    drops.check(&rx);
     writer.error.take()
+}
+
+/// Logs records dropped at the writer queues, at most every ten seconds (never per record).
+#[derive(Debug, Default)]
+struct DropReport {
+    logged: u64,
+    last: Option<Instant>,
+}
+
+impl DropReport {
+    fn check(&mut self, rx: &OutReceiver) {
+        if self.last.is_some_and(|t| t.elapsed() < DROP_LOG_INTERVAL) {
+            return;
+        }
+        let d = rx.dropped();
+        if d.total() <= self.logged {
+            return;
+        }
+        tracing::error!(
+            alert = d.alert,
+            flow = d.flow,
+            session = d.session,
+            ftp = d.ftp,
+            smb = d.smb,
+            tftp = d.tftp,
+            stats = d.stats,
+            "Records dropped: the EVE output fell behind (stats.output.queue_dropped)."
+        );
+        self.logged = d.total();
+        self.last = Some(Instant::now());
+    }
 }

@@ -298,8 +298,10 @@ pub struct OutputConfig {
     pub stats_interval: u32,
     /// Most `anomaly` records written per second of packet time; 0 = none (still counted).
     pub anomaly_rate: u32,
-    /// Depth of the bounded channel to the output writer, in records.
+    /// Records (alerts excepted) queued for the output writer at most.
     pub queue_records: Count,
+    /// Alert records queued for the output writer at most (their own, larger queue).
+    pub queue_alerts: Count,
 }
 
 impl Default for OutputConfig {
@@ -309,6 +311,7 @@ impl Default for OutputConfig {
             stats_interval: 60,
             anomaly_rate: 10,
             queue_records: Count::lit(65_536),
+            queue_alerts: Count::lit(131_072),
         }
     }
 }
