@@ -153,6 +153,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         queue_batches: cap.queue_batches.as_usize(),
         queue_records: config.output.queue_records.as_usize(),
         queue_alerts: config.output.queue_alerts.as_usize(),
+        max_backlog: config.output.max_backlog_bytes.as_usize(),
         max_record: cap.max_record_bytes.as_usize(),
         progress: match cap.progress {
             Progress::Always => true,

@@ -74,6 +74,8 @@ pub struct RunOptions {
     pub queue_records: usize,
     /// Alert records in flight to the writer.
     pub queue_alerts: usize,
+    /// Unwritten bytes the writer holds while its sink fails.
+    pub max_backlog: usize,
     /// Largest capture record accepted.
     pub max_record: usize,
     /// Show a progress bar on stderr.
@@ -187,11 +189,15 @@ impl ReloadSource {
         }
         let restart_only = [
             ("[capture]", new.capture != old.capture),
-            ("[output] eve, queue_records and queue_alerts", {
-                new.output.eve != old.output.eve
-                    || new.output.queue_records != old.output.queue_records
-                    || new.output.queue_alerts != old.output.queue_alerts
-            }),
+            (
+                "[output] eve, queue_records, queue_alerts and max_backlog_bytes",
+                {
+                    new.output.eve != old.output.eve
+                        || new.output.queue_records != old.output.queue_records
+                        || new.output.queue_alerts != old.output.queue_alerts
+                        || new.output.max_backlog_bytes != old.output.max_backlog_bytes
+                },
+            ),
             ("[sessions]", new.sessions != old.sessions),
         ];
         for (what, changed) in restart_only {
@@ -246,13 +252,14 @@ pub fn run(opts: RunOptions, signals: &Signals) -> Result<RunOutcome, SetupError
             None
         }
     };
-    let writer = Writer::open(opts.output.clone()).map_err(|source| SetupError::Output {
+    let mut writer = Writer::open(opts.output.clone()).map_err(|source| SetupError::Output {
         path: match &opts.output {
             Target::Stdout => "-".to_string(),
             Target::File(p) => p.display().to_string(),
         },
         source,
     })?;
+    writer.set_max_backlog(opts.max_backlog);
     if let Some(p) = &opts.privileges {
         crate::privileges::drop_privileges(p)?;
     }
@@ -647,6 +654,9 @@ pub fn writer_loop(
             }
         }
         writer.retry_if_due();
+        if !writer.has_room() {
+            writer.flush();
+        }
         if writer.closed() && !signals.stop.swap(true, Ordering::Relaxed) {
             tracing::info!("Stopping: nobody reads the EVE output any more.");
         }

@@ -302,6 +302,8 @@ pub struct OutputConfig {
     pub queue_records: Count,
     /// Alert records queued for the output writer at most (their own, larger queue).
     pub queue_alerts: Count,
+    /// Unwritten output the writer holds while its sink fails, bytes.
+    pub max_backlog_bytes: Count,
 }
 
 impl Default for OutputConfig {
@@ -312,6 +314,7 @@ impl Default for OutputConfig {
             anomaly_rate: 10,
             queue_records: Count::lit(65_536),
             queue_alerts: Count::lit(131_072),
+            max_backlog_bytes: Count::lit(4_194_304),
         }
     }
 }

@@ -63,6 +63,7 @@ fn defaults_have_the_documented_values() {
     assert_eq!(c.output.anomaly_rate, 10);
     assert_eq!(c.output.queue_records.get(), 65_536);
     assert_eq!(c.output.queue_alerts.get(), 131_072);
+    assert_eq!(c.output.max_backlog_bytes.get(), 4_194_304);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! Workers serialise records into owned lines; the writer thread only writes. The writer
 //! survives a sink that stops taking data (a full disk, a quota, an I/O error): it keeps
-//! the unwritten bytes (up to [`MAX_BACKLOG`]), stops taking messages when that is full so
+//! the unwritten bytes (up to `[output] max_backlog_bytes`), stops taking messages when that is full so
 //! the queues fill behind it, retries every [`RETRY_INTERVAL`] and on SIGHUP (which
 //! reopens the file), and carries on where it stopped once the sink takes data again.
 //! A file never keeps half a line: a line cut short by the error is completed when writing
@@ -236,9 +236,8 @@ impl Target {
 
 /// Bytes gathered before a write is attempted.
 const WRITE_AT: usize = 1 << 16;
-/// Most unwritten bytes the writer holds; beyond this it takes no more messages, so the
-/// queues fill and the workers wait (replay) or drop and count (live).
-pub const MAX_BACKLOG: usize = 4 << 20;
+/// Unwritten bytes a writer holds unless told otherwise ([`Writer::set_max_backlog`]).
+pub const DEFAULT_MAX_BACKLOG: usize = 4 << 20;
 /// How often a failing sink is tried again.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -299,6 +298,7 @@ pub struct Writer {
     stall: Option<Stall>,
     /// The run is over for this sink (stdout's reader went away): the run should stop.
     closed: bool,
+    max_backlog: usize,
     /// Counters.
     pub stats: OutputStats,
     /// Why records were lost at the writer, if they were (a closed stdout is not a loss).
@@ -321,6 +321,7 @@ impl Writer {
             torn: 0,
             stall: None,
             closed: false,
+            max_backlog: DEFAULT_MAX_BACKLOG,
             stats: OutputStats::default(),
             error: None,
         }
@@ -334,7 +335,7 @@ impl Writer {
         }
         self.stats.written.add_all(counts);
         self.buf.extend_from_slice(data);
-        if self.stall.is_none() && self.backlog() >= WRITE_AT {
+        if self.stall.is_none() && self.backlog() >= WRITE_AT.min(self.max_backlog) {
             self.write_out();
         }
     }
@@ -350,7 +351,7 @@ impl Writer {
         self.stats.written.add_all(&counts);
         self.buf.extend_from_slice(record);
         self.buf.push(b'\n');
-        if self.stall.is_none() && self.backlog() >= WRITE_AT {
+        if self.stall.is_none() && self.backlog() >= WRITE_AT.min(self.max_backlog) {
             self.write_out();
         }
     }
@@ -383,9 +384,15 @@ impl Writer {
         self.buf.len().saturating_sub(self.head)
     }
 
-    /// Whether the writer may take another message (its backlog is below [`MAX_BACKLOG`]).
+    /// Most unwritten bytes to hold; beyond this the writer takes no more messages, so the
+    /// queues fill and the workers wait (replay) or drop and count (live).
+    pub fn set_max_backlog(&mut self, bytes: usize) {
+        self.max_backlog = bytes.max(1);
+    }
+
+    /// Whether the writer may take another message (its backlog is below the bound).
     pub fn has_room(&self) -> bool {
-        self.backlog() < MAX_BACKLOG
+        self.backlog() < self.max_backlog
     }
 
     /// Whether the sink is failing.

@@ -137,7 +137,7 @@ fn the_backlog_is_bounded_while_the_sink_fails() {
         taken += 100;
     }
     assert!(w.stalled());
-    assert!(w.backlog() >= MAX_BACKLOG && w.backlog() < MAX_BACKLOG + 10_000);
+    assert!(w.backlog() >= DEFAULT_MAX_BACKLOG && w.backlog() < DEFAULT_MAX_BACKLOG + 10_000);
     sink.set_room(usize::MAX);
     w.write_out();
     assert_eq!(lines(&sink.data()).len(), taken);
