@@ -327,6 +327,47 @@ fn sighup_during_a_stall_moves_output_to_the_new_file_whole() {
 }
 
 #[test]
+fn sigterm_while_the_disk_stays_full_gives_up_on_a_whole_line() {
+    if !is_root() {
+        eprintln!("sigterm_while_the_disk_stays_full_gives_up_on_a_whole_line: skipped: not root");
+        return;
+    }
+    let tmp = TempDir::new("bp-giveup");
+    let config = tight_config(&tmp.0);
+    let want = reference(&config);
+    let fs_ = Tmpfs::mount(&tmp.0, 512);
+    let _filler = fs_.fill(64 * 1024);
+    let eve = fs_.dir.join("eve.json");
+    let mut child = sensor(&config, eve.to_str().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stalled_at = wait_for_stall(&mut child, &eve);
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let code = wait(&mut child, Duration::from_secs(30));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(code, 2, "records were lost: {stderr}");
+    assert!(stderr.contains("held records are lost"), "{stderr}");
+    let got = fs::read(&eve).unwrap();
+    eprintln!("stalled at {stalled_at}, kept {} bytes", got.len());
+    assert_eq!(got.last(), Some(&b'\n'), "the file ends on a whole line");
+    assert!(got.len() as u64 <= stalled_at && got.len() > 0);
+    // What was kept is the start of the full output, line for line.
+    assert!(want.starts_with(&got));
+}
+
+#[test]
 fn replay_into_a_pipe_whose_reader_pauses_loses_nothing() {
     let tmp = TempDir::new("bp-pipe");
     let config = tight_config(&tmp.0);
