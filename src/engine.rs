@@ -1211,6 +1211,8 @@ impl Engine {
         self.flows.sweep(self.now, &mut self.ended);
         self.flush_ended();
         self.stats_if_due();
+        // On a quiet wire no batch follows to hand over the records of flows that timed out.
+        self.rep.flush_pending();
     }
 
     fn stats_if_due(&mut self) {
