@@ -152,6 +152,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         batch_packets: cap.batch_packets.as_usize(),
         queue_batches: cap.queue_batches.as_usize(),
         queue_records: config.output.queue_records.as_usize(),
+        workers: cap.effective_workers(),
         max_record: cap.max_record_bytes.as_usize(),
         progress: match cap.progress {
             Progress::Always => true,

@@ -5,6 +5,7 @@
 //! away, as with `| head`), and every line is written whole or not at all.
 
 pub mod eve;
+pub mod merge;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -216,6 +217,22 @@ impl Writer {
                 self.write(EventKind::Stats, &line);
             }
             Err(_) => self.stats.stats -= 1,
+        }
+    }
+
+    /// Writes a stats record already in serialised form (several workers' sum), adding this
+    /// writer's counters as [`Writer::write_stats`] does.
+    pub fn write_stats_value(&mut self, mut rec: serde_json::Value) {
+        self.stats.stats += 1;
+        let output = serde_json::to_value(&self.stats);
+        self.stats.stats -= 1;
+        if let (Ok(output), Some(body)) =
+            (output, rec.get_mut("stats").and_then(|b| b.as_object_mut()))
+        {
+            body.insert("output".to_string(), output);
+        }
+        if let Ok(line) = serde_json::to_vec(&rec) {
+            self.write(EventKind::Stats, &line);
         }
     }
 
