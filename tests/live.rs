@@ -1,9 +1,9 @@
 //! Live capture and shutdown, end to end.
 //!
 //! `live_lab_matches_replay` needs root and the namespace lab (scripts/netns): it captures
-//! live on the router while real vsftpd/tftpd-hpa servers and curl/tftp clients transfer
-//! files, stops the sensor with SIGTERM, and checks the output against a replay of tcpdump's
-//! recording of the same traffic. Without root, `ip netns`, or the lab's programs it prints
+//! live on the router with two workers while real vsftpd/tftpd-hpa servers and curl/tftp
+//! clients transfer files, stops the sensor with SIGTERM, and checks the output against a
+//! one-worker replay of tcpdump's recording of the same traffic. Without root, `ip netns`, or the lab's programs it prints
 //! a skip line and passes. `sigterm_during_long_replay` needs only the pcapgen example that
 //! `cargo test` builds.
 
@@ -218,6 +218,13 @@ fn live_lab_matches_replay() {
             .unwrap(),
     );
     let lab_toml = root.join("pcaps/real/lab.toml");
+    // Live runs two workers, the replay below one: the alerts must not depend on it.
+    let live_toml = tmp.join("live.toml");
+    std::fs::write(
+        &live_toml,
+        std::fs::read_to_string(&lab_toml).unwrap() + "\n[capture]\nworkers = 2\n",
+    )
+    .unwrap();
     lab.children.push(
         Command::new("ip")
             // Opens the capture and the output as root, then runs as nobody.
@@ -232,7 +239,7 @@ fn live_lab_matches_replay() {
                 "nobody",
             ])
             .arg("-c")
-            .arg(&lab_toml)
+            .arg(&live_toml)
             .arg("-o")
             .arg(&live_eve)
             .env("XFERWATCH_LOG", "info")
