@@ -1,8 +1,8 @@
 //! Live capture and shutdown, end to end.
 //!
 //! `live_lab_matches_replay` needs root and the namespace lab (scripts/netns): it captures
-//! live on the router with two workers while real vsftpd/tftpd-hpa servers and curl/tftp
-//! clients transfer files, stops the sensor with SIGTERM, and checks the output against a
+//! live on the router with two workers while real vsftpd/tftpd-hpa/samba servers and
+//! curl/tftp/smbclient clients transfer files, stops the sensor with SIGTERM, and checks the output against a
 //! one-worker replay of tcpdump's recording of the same traffic. Without root, `ip netns`, or the lab's programs it prints
 //! a skip line and passes. `sigterm_during_long_replay` needs only the pcapgen example that
 //! `cargo test` builds.
@@ -259,7 +259,12 @@ fn live_lab_matches_replay() {
     );
 
     run(Command::new(script("scenarios.sh"))
-        .args(["run", "ftp-passive-upload-external", "tftp-put-get"])
+        .args([
+            "run",
+            "ftp-passive-upload-external",
+            "tftp-put-get",
+            "smb2-put-get",
+        ])
         .env("XW_RUN", &lab.run_dir));
     // The last ACKs and FINs.
     std::thread::sleep(Duration::from_secs(1));
@@ -310,6 +315,28 @@ fn live_lab_matches_replay() {
         4,
         "{protos:?}"
     );
+    // smbclient's put and get against the lab's samba (scenarios.sh smb2-put-get): the
+    // session names both files with their direction and size.
+    let smb_files: Vec<String> = sessions
+        .iter()
+        .filter(|s| s["app_proto"] == "smb")
+        .flat_map(|s| {
+            s["session"]["files"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|f| format!("{} {} {}", f["name"], f["direction"], f["bytes"]))
+        .collect();
+    for want in [
+        "\"payroll-2026.xlsx\" \"upload\" 512000",
+        "\"handbook.pdf\" \"download\" 500000",
+    ] {
+        assert!(
+            smb_files.iter().any(|f| f == want),
+            "{want} not in {smb_files:?}"
+        );
+    }
     let live_alerts = alert_keys(&live);
     for rule in [
         "outbound-ratio",
