@@ -2,7 +2,8 @@
 # Replay benchmark: builds a large mixed capture with the project's generator (once), then
 # times the release sensor (full pipeline, EVE output to a file) against a libpcap-only read
 # loop over the same file, in the same run, and prints packets/s, Gbit/s, peak RSS and the
-# ratio. Usage: benches/replay.sh [TARGET_BYTES] [RUNS]
+# ratio; then checks that run's records against the generator's truth file (every session,
+# linked data channel and planted mismatch found). Usage: benches/replay.sh [TARGET_BYTES] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target_bytes=${1:-1000000000}
@@ -10,17 +11,18 @@ runs=${2:-3}
 data=bench-data
 mkdir -p "$data"
 cap="$data/bench-$target_bytes.pcap"
+bin=${CARGO_TARGET_DIR:-target}/release
 
 scripts/install-deps.sh
 cargo build --release --locked --quiet --bin xferwatch --example pcap_loop --example pcapgen
 if [ ! -s "$cap" ]; then
   echo "generating $cap ..." >&2
-  target/release/examples/pcapgen bench "$cap" --target-bytes "$target_bytes" --seed 1 >&2
+  "$bin"/examples/pcapgen bench "$cap" --target-bytes "$target_bytes" --seed 1 >&2
 fi
 
-python3 - "$cap" "$runs" <<'PY'
+python3 - "$cap" "$runs" "$bin" <<'PY'
 import json, os, subprocess, sys, time
-cap, runs = sys.argv[1], int(sys.argv[2])
+cap, runs, bin = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 size = os.path.getsize(cap)
 
 def measure(cmd):
@@ -40,11 +42,11 @@ def measure(cmd):
     return best, cpu, rss, out
 
 eve = cap + ".eve.json"
-base_t, base_cpu, rss_base, out = measure(["target/release/examples/pcap_loop", cap])
+base_t, base_cpu, rss_base, out = measure([f"{bin}/examples/pcap_loop", cap])
 packets = int(dict(kv.split("=") for kv in out.decode().split())["packets"])
 if os.path.exists(eve):
     os.remove(eve)
-sens_t, sens_cpu, rss_all, _ = measure(["sh", "-c", f"rm -f {eve}; exec target/release/xferwatch -r {cap} -o {eve}"])
+sens_t, sens_cpu, rss_all, _ = measure(["sh", "-c", f"rm -f {eve}; exec {bin}/xferwatch -r {cap} -o {eve}"])
 flows = 0
 with open(eve) as f:
     for line in f:
@@ -58,3 +60,5 @@ res = {
 }
 print(json.dumps(res, indent=2))
 PY
+# The same run must have found everything the generator planted.
+python3 benches/check_truth.py "$cap.eve.json" "$cap.truth.json"

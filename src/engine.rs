@@ -93,6 +93,29 @@ impl EngineSettings {
     }
 }
 
+impl EngineSettings {
+    /// One worker's settings when `workers` share the sensor: every table cap is split
+    /// evenly (rounded up), so the configured caps bound the whole sensor's memory.
+    pub fn shared_by(&self, workers: usize) -> EngineSettings {
+        let mut s = self.clone();
+        if workers <= 1 {
+            return s;
+        }
+        let share = |cap: usize| cap.div_ceil(workers).max(1);
+        s.flow_limits.max_flows = share(s.flow_limits.max_flows);
+        s.max_fragments = share(s.max_fragments);
+        s.session_limits.max_sessions = share(s.session_limits.max_sessions);
+        s.session_limits.max_expectations = share(s.session_limits.max_expectations);
+        let d = &mut s.detect;
+        d.max_sessions = share(d.max_sessions);
+        d.max_hosts = share(d.max_hosts);
+        d.max_destinations = share(d.max_destinations);
+        d.max_connections = share(d.max_connections);
+        d.max_suppression_keys = share(d.max_suppression_keys);
+        s
+    }
+}
+
 /// Application-layer state the engine keeps on every flow.
 #[derive(Debug, Default)]
 pub struct FlowApp {
@@ -1053,8 +1076,8 @@ impl SessionCtx<'_> {
     }
 
     /// Writes the closing records of a finished session (`flow` is its last flow).
-    fn end_session(&mut self, sid: SessionId, flow: &mut Flow<FlowApp>) {
-        let Some(mut s) = self.sessions.remove(sid) else {
+    fn end_session(&mut self, sid: SessionId, flow: &mut Flow<FlowApp>, ended: Ts) {
+        let Some(mut s) = self.sessions.remove(sid, ended) else {
             return;
         };
         if matches!(s.parser, Parser::Smb(_)) {
@@ -1087,8 +1110,8 @@ impl SessionCtx<'_> {
     }
 
     /// A session whose flows are all gone without closing it (a cap shed them).
-    fn end_orphan(&mut self, sid: SessionId) {
-        let Some(s) = self.sessions.remove(sid) else {
+    fn end_orphan(&mut self, sid: SessionId, ended: Ts) {
+        let Some(s) = self.sessions.remove(sid, ended) else {
             return;
         };
         self.write_session(&s);
@@ -1140,7 +1163,11 @@ pub struct Engine {
     capture: ReadStats,
     first_ts: Option<Ts>,
     now: Ts,
+    /// Time of the latest packet or tick, which may be behind `now` when the input went
+    /// back in time (several capture files that overlap): what "now" means at the end.
+    recent: Ts,
     last_stats: Ts,
+    worker: u16,
 }
 
 impl Engine {
@@ -1156,7 +1183,9 @@ impl Engine {
             capture: ReadStats::default(),
             first_ts: None,
             now: Ts(0),
+            recent: Ts(0),
             last_stats: Ts(0),
+            worker: 0,
             rep: Reporter {
                 detector: Detector::new(settings.detect.clone()),
                 alerts: Vec::new(),
@@ -1166,6 +1195,11 @@ impl Engine {
                 settings,
             },
         }
+    }
+
+    /// Numbers this worker among several (its stats snapshots are summed by the writer).
+    pub fn set_worker(&mut self, index: u16) {
+        self.worker = index;
     }
 
     /// Live mode: records are never waited for; when their writer queue is full they are
@@ -1208,6 +1242,7 @@ impl Engine {
         if now > self.now {
             self.now = now;
         }
+        self.recent = now;
         self.flows.sweep(self.now, &mut self.ended);
         self.flush_ended();
         self.stats_if_due();
@@ -1221,7 +1256,7 @@ impl Engine {
             && self.now.since(self.last_stats) >= interval.saturating_mul(Ts::NANOS_PER_SEC)
         {
             self.last_stats = self.now;
-            self.send_stats();
+            self.send_stats(false);
         }
     }
 
@@ -1244,6 +1279,7 @@ impl Engine {
         if ts > self.now {
             self.now = ts;
         }
+        self.recent = ts;
         let now = self.now;
         self.flows.sweep(now, &mut self.ended);
         if let Some(pkt) = self.decoder.decode(meta.linktype, data, meta.wire_len, ts) {
@@ -1423,12 +1459,15 @@ impl Engine {
             self.rep.send(OutMsg::Line(EventKind::Flow, line));
         }
         if let Some(sid) = ended {
-            self.session_ctx().end_session(sid, flow);
+            let at = self.flows.ended_at(flow, self.recent);
+            self.session_ctx().end_session(sid, flow, at);
         }
     }
 
-    fn stats_record(&self) -> StatsRecord {
+    fn stats_record(&self, last: bool) -> StatsRecord {
         StatsRecord {
+            worker: self.worker,
+            last,
             timestamp: self.now.eve(),
             event_type: "stats",
             stats: StatsBody {
@@ -1445,8 +1484,9 @@ impl Engine {
         }
     }
 
-    fn send_stats(&self) {
-        self.rep.send(OutMsg::Stats(Box::new(self.stats_record())));
+    fn send_stats(&self, last: bool) {
+        self.rep
+            .send(OutMsg::Stats(Box::new(self.stats_record(last))));
     }
 
     /// Ends every flow with `reason`, then writes the final stats record.
@@ -1455,14 +1495,15 @@ impl Engine {
         // flow's record waits for room rather than being dropped.
         self.rep.out.set_drop_when_full(false);
         self.capture.clone_from(capture);
-        self.flows.drain(reason, &mut self.ended);
+        self.flows.drain(reason, self.recent, &mut self.ended);
         self.flush_ended();
         // Every flow has ended, so every session has too; anything left was orphaned by a
         // cap and is closed here so its record is not lost.
         for sid in self.sessions.ids() {
-            self.session_ctx().end_orphan(sid);
+            let now = self.recent;
+            self.session_ctx().end_orphan(sid, now);
         }
-        self.send_stats();
+        self.send_stats(true);
         self.rep.send(OutMsg::Flush);
     }
 }

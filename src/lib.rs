@@ -12,13 +12,14 @@
 //! * [`decode`] turns a frame into a borrowed [`decode::Packet`] view; malformed input is
 //!   counted, never an error.
 //! * [`flow`] keeps the bounded flow table, byte accounting and TCP state on packet time.
-//!   and judges it against the port policy (mismatch verdicts).
-//!   explainable alerts, on packet time (docs/detections.md).
-//! * [`detect`] turns session byte counts, file names and protocol mismatches into
 //! * [`identify`] names each flow's application protocol from its first payload bytes
+//!   and judges it against the port policy (mismatch verdicts).
 //! * [`proto`] parses FTP control, TFTP and SMB into events and per-flow state.
 //! * [`session`] links data flows to their control session (expectation table).
+//! * [`detect`] turns session byte counts, file names and protocol mismatches into
+//!   explainable alerts, on packet time (docs/detections.md).
 //! * [`output`] writes EVE JSON lines.
+//! * [`pipeline`] runs it on threads: a reader, workers chosen by [`shard`], a writer.
 //!
 //! The contract for untrusted bytes: nothing here panics, indexes unchecked or trusts a
 //! length field; malformed packets are counted by kind and skipped.
@@ -40,5 +41,6 @@ pub mod pipeline;
 pub mod privileges;
 pub mod proto;
 pub mod session;
+pub mod shard;
 pub mod time;
 pub mod zones;

@@ -154,6 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         queue_records: config.output.queue_records.as_usize(),
         queue_alerts: config.output.queue_alerts.as_usize(),
         max_backlog: config.output.max_backlog_bytes.as_usize(),
+        workers: cap.effective_workers(),
         max_record: cap.max_record_bytes.as_usize(),
         progress: match cap.progress {
             Progress::Always => true,

@@ -32,9 +32,11 @@ use crate::capture::{self, Batch, CaptureError, Input, ReadStats};
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings};
 use crate::flow::EndReason;
+use crate::output::merge::StatsMerger;
 use crate::output::queue::{self, OutReceiver, RecvError};
 use crate::output::{OutMsg, Target, Writer};
 use crate::privileges::{PrivilegeError, Privileges};
+use crate::shard::Sharder;
 use crate::time::Ts;
 
 /// Where frames come from.
@@ -76,6 +78,8 @@ pub struct RunOptions {
     pub queue_alerts: usize,
     /// Unwritten bytes the writer holds while its sink fails.
     pub max_backlog: usize,
+    /// Worker threads (frames are sharded over them; see [`crate::shard`]).
+    pub workers: usize,
     /// Largest capture record accepted.
     pub max_record: usize,
     /// Show a progress bar on stderr.
@@ -174,7 +178,7 @@ enum Work {
 impl ReloadSource {
     /// Re-reads the file. Returns the work item for the worker, or `None` when the file is
     /// invalid (the running configuration stays; the reason is logged) or unchanged.
-    fn reload(&mut self, replay: bool) -> Option<Work> {
+    fn reload(&mut self, replay: bool) -> Option<(EngineSettings, bool)> {
         let new = match Config::load(&self.path) {
             Ok(c) => c,
             Err(e) => {
@@ -220,7 +224,7 @@ impl ReloadSource {
         let settings = EngineSettings::from_config(&new, replay);
         self.config = new;
         tracing::info!(path = %self.path.display(), "Config reloaded.");
-        Some(Work::Reload(Box::new(settings), new_detector))
+        Some((settings, new_detector))
     }
 }
 
@@ -263,94 +267,316 @@ pub fn run(opts: RunOptions, signals: &Signals) -> Result<RunOutcome, SetupError
     if let Some(p) = &opts.privileges {
         crate::privileges::drop_privileges(p)?;
     }
+    let n = opts.workers.clamp(1, MAX_WORKERS);
     let (out_tx, out_rx) = queue::queues(opts.queue_records.max(16), opts.queue_alerts.max(16));
-    let (work_tx, work_rx) = bounded::<Work>(opts.queue_batches.max(1));
-    let (free_tx, free_rx) = bounded::<Batch>(opts.queue_batches.max(1) + 2);
+    let (free_tx, free_rx) = bounded::<Batch>(n * (opts.queue_batches.max(1) + 2));
 
     let writer_signals = signals.clone();
     let writer_handle = thread::Builder::new()
         .name("xw-writer".into())
-        .spawn(move || writer_loop(writer, out_rx, &writer_signals))
+        .spawn(move || writer_loop(writer, out_rx, &writer_signals, n))
         .map_err(SetupError::Thread)?;
-    let mut engine = Engine::new(opts.engine.clone(), out_tx);
-    if live.is_some() {
-        engine.drop_when_full();
+    let mut txs = Vec::with_capacity(n);
+    let mut worker_handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let (work_tx, work_rx) = bounded::<Work>(opts.queue_batches.max(1));
+        let mut engine = Engine::new(opts.engine.shared_by(n), out_tx.clone());
+        engine.set_worker(u16::try_from(i).unwrap_or(u16::MAX));
+        if live.is_some() {
+            engine.drop_when_full();
+        }
+        let free = free_tx.clone();
+        let handle = thread::Builder::new()
+            .name(format!("xw-worker-{i}"))
+            .spawn(move || worker_loop(engine, work_rx, free))
+            .map_err(SetupError::Thread)?;
+        txs.push(work_tx);
+        worker_handles.push(handle);
     }
-    let worker_handle = thread::Builder::new()
-        .name("xw-worker".into())
-        .spawn(move || worker_loop(engine, work_rx, free_tx))
-        .map_err(SetupError::Thread)?;
+    drop(out_tx);
+    drop(free_tx);
+    if n > 1 {
+        tracing::info!(
+            workers = n,
+            "Frames are shared out by internal host (or host pair)."
+        );
+    }
 
     crate::notify::notify("READY=1");
     let mut outcome = RunOutcome::default();
     let mut reload = opts.reload.clone();
+    let mut workers = Workers::new(txs, free_rx, &opts, live.is_some());
     let (stats, reason) = match live.as_mut() {
-        Some(cap) => read_live(
-            cap,
-            &opts,
-            signals,
-            &mut reload,
-            &work_tx,
-            &free_rx,
-            &mut outcome,
-        ),
-        None => read_all(
-            &opts,
-            signals,
-            &mut reload,
-            &work_tx,
-            &free_rx,
-            &mut outcome,
-        ),
+        Some(cap) => read_live(cap, signals, &mut reload, &mut workers, &mut outcome),
+        None => read_all(&opts, signals, &mut reload, &mut workers, &mut outcome),
     };
     crate::notify::notify("STOPPING=1");
-    let _ = work_tx.send(Work::Done(stats, reason));
-    drop(work_tx);
-    let _ = worker_handle.join();
+    workers.finish(stats, reason);
+    for h in worker_handles {
+        let _ = h.join();
+    }
     if let Ok(w) = writer_handle.join() {
         outcome.output_error = w;
     }
     Ok(outcome)
 }
 
-/// Re-reads the config when SIGHUP asked for it; replay hands the result over at once.
-fn reload_now(signals: &Signals, reload: &mut Option<ReloadSource>, replay: bool) -> Option<Work> {
-    if !signals.reload.swap(false, Ordering::Relaxed) {
-        return None;
+/// More workers than this gain nothing on any machine this runs on, and each one costs
+/// threads and memory.
+const MAX_WORKERS: usize = 64;
+
+/// With several workers, replay brings every worker's clock up to the reader's at least
+/// once per this much packet time, so flows of a quiet worker time out as they would on a
+/// single one.
+const SYNC_NANOS: u64 = Ts::NANOS_PER_SEC;
+
+/// The reader's side of the workers: one partly filled batch and one queue per worker.
+///
+/// Replay waits on a full queue (nothing is lost); live capture never waits: a batch that
+/// finds its worker's queue full is dropped and counted (`stats.capture.queue_dropped`).
+struct Workers {
+    txs: Vec<Sender<Work>>,
+    batches: Vec<Batch>,
+    /// Work that found a live worker's queue full (a reload), retried until it fits.
+    pending: Vec<Option<Work>>,
+    free_rx: Receiver<Batch>,
+    sharder: Sharder,
+    batch_packets: usize,
+    live: bool,
+    /// Packet time of the newest frame read.
+    now: Ts,
+    /// Packet time of the last frame read (behind `now` when the input went back in time).
+    last: Ts,
+    /// Packet time every worker was last brought up to (replay with several workers).
+    synced: Ts,
+}
+
+impl Workers {
+    fn new(
+        txs: Vec<Sender<Work>>,
+        free_rx: Receiver<Batch>,
+        opts: &RunOptions,
+        live: bool,
+    ) -> Workers {
+        let n = txs.len();
+        let batch_packets = opts.batch_packets.max(1);
+        Workers {
+            batches: (0..n)
+                .map(|_| Batch::with_capacity(batch_packets))
+                .collect(),
+            pending: (0..n).map(|_| None).collect(),
+            txs,
+            free_rx,
+            sharder: Sharder::new(n, opts.engine.zones.clone(), opts.engine.max_fragments),
+            batch_packets,
+            live,
+            now: Ts(0),
+            last: Ts(0),
+            synced: Ts(0),
+        }
     }
-    match reload.as_mut() {
-        Some(r) => r.reload(replay),
-        None => {
-            tracing::info!("SIGHUP: no config file (-c) to re-read; the output is reopened.");
-            None
+
+    /// Queues a frame on its worker's batch. Returns true when a batch is full or the
+    /// workers' clocks are due (call [`Workers::ship`]).
+    fn push(&mut self, ts: Ts, linktype: u32, wire_len: u32, pcap_cnt: u64, data: &[u8]) -> bool {
+        let w = self.sharder.worker(linktype, data, wire_len, ts);
+        if ts > self.now {
+            self.now = ts;
+        }
+        self.last = ts;
+        let full = match self.batches.get_mut(w) {
+            Some(b) => {
+                b.push(ts, linktype, wire_len, pcap_cnt, data);
+                b.len() >= self.batch_packets
+            }
+            None => false,
+        };
+        full || self.sync_due()
+    }
+
+    fn sync_due(&self) -> bool {
+        !self.live && self.txs.len() > 1 && self.now.since(self.synced) >= SYNC_NANOS
+    }
+
+    /// Sends every full batch, and brings every worker's clock up to date when due.
+    fn ship(&mut self, stats: &mut ReadStats) {
+        for w in 0..self.batches.len() {
+            if self
+                .batches
+                .get(w)
+                .is_some_and(|b| b.len() >= self.batch_packets)
+            {
+                self.send(w, stats);
+            }
+        }
+        if self.sync_due() {
+            // A worker's pending frames go before the tick, so its clock never passes
+            // a frame it has not seen.
+            self.flush(stats);
+            let now = self.now;
+            for w in 0..self.txs.len() {
+                self.tick(w, now, stats);
+            }
+            self.synced = now;
+        }
+    }
+
+    /// Sends worker `w`'s batch (live: drops it, counted, when the queue is full).
+    fn send(&mut self, w: usize, stats: &mut ReadStats) {
+        let (Some(batch), Some(tx)) = (self.batches.get_mut(w), self.txs.get(w)) else {
+            return;
+        };
+        if batch.is_empty() {
+            return;
+        }
+        // The reader is the only sender, so a queue that is not full now has room below.
+        if self.live && tx.is_full() {
+            stats.queue_dropped += batch.len() as u64;
+            batch.clear();
+            return;
+        }
+        let next = self
+            .free_rx
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_capacity(self.batch_packets));
+        let full = std::mem::replace(batch, next);
+        if self.live {
+            if let Err(TrySendError::Full(Work::Batch(b, _))) =
+                tx.try_send(Work::Batch(full, stats.clone()))
+            {
+                stats.queue_dropped += b.len() as u64;
+            }
+        } else {
+            let _ = tx.send(Work::Batch(full, stats.clone()));
+        }
+    }
+
+    /// Sends every partly filled batch.
+    fn flush(&mut self, stats: &mut ReadStats) {
+        for w in 0..self.batches.len() {
+            self.send(w, stats);
+        }
+    }
+
+    /// Moves worker `w`'s packet time on without a packet. Live: skipped when its queue is
+    /// full (the next batch carries the time anyway).
+    fn tick(&self, w: usize, now: Ts, stats: &ReadStats) {
+        let Some(tx) = self.txs.get(w) else { return };
+        if self.live {
+            let _ = tx.try_send(Work::Tick(now, stats.clone()));
+        } else {
+            let _ = tx.send(Work::Tick(now, stats.clone()));
+        }
+    }
+
+    /// Live: ticks every worker with nothing queued in this reader.
+    fn tick_idle(&self, now: Ts, stats: &ReadStats) {
+        for (w, b) in self.batches.iter().enumerate() {
+            if b.is_empty() {
+                self.tick(w, now, stats);
+            }
+        }
+    }
+
+    fn any_queued(&self) -> bool {
+        self.batches.iter().any(|b| !b.is_empty())
+    }
+
+    /// Hands new settings to every worker, each its share of the caps. Replay waits;
+    /// live keeps what does not fit and retries in [`Workers::retry`].
+    fn reload(&mut self, settings: &EngineSettings, new_detector: bool) {
+        let n = self.txs.len();
+        for w in 0..n {
+            let work = Work::Reload(Box::new(settings.shared_by(n)), new_detector);
+            if let Some(slot) = self.pending.get_mut(w) {
+                *slot = Some(work);
+            }
+        }
+        if self.live {
+            self.retry();
+        } else {
+            for (tx, slot) in self.txs.iter().zip(self.pending.iter_mut()) {
+                if let Some(work) = slot.take() {
+                    let _ = tx.send(work);
+                }
+            }
+        }
+    }
+
+    /// Live: offers held work again without waiting.
+    fn retry(&mut self) {
+        for (tx, slot) in self.txs.iter().zip(self.pending.iter_mut()) {
+            if let Some(work) = slot.take()
+                && let Err(TrySendError::Full(work)) = tx.try_send(work)
+            {
+                *slot = Some(work);
+            }
+        }
+    }
+
+    /// End of the run: held work and every partial batch go out (waiting now, since capture
+    /// has stopped), then each worker ends its flows.
+    fn finish(mut self, stats: ReadStats, reason: EndReason) {
+        for (tx, slot) in self.txs.iter().zip(self.pending.iter_mut()) {
+            if let Some(work) = slot.take() {
+                let _ = tx.send(work);
+            }
+        }
+        for (tx, batch) in self.txs.iter().zip(self.batches.drain(..)) {
+            if !batch.is_empty() {
+                let _ = tx.send(Work::Batch(batch, stats.clone()));
+            }
+        }
+        // Every worker ends at the reader's last frame, not at its own, so a flow's end
+        // reason does not depend on which worker held it.
+        for tx in &self.txs {
+            let _ = tx.send(Work::Tick(self.last, stats.clone()));
+            let _ = tx.send(Work::Done(stats.clone(), reason));
         }
     }
 }
 
-/// The live capture side: frames into batches, never waiting on the worker.
+/// Re-reads the config when SIGHUP asked for it and hands it to the workers.
+fn reload_now(
+    signals: &Signals,
+    reload: &mut Option<ReloadSource>,
+    workers: &mut Workers,
+    replay: bool,
+) {
+    if !signals.reload.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    match reload.as_mut() {
+        Some(r) => {
+            if let Some((settings, new_detector)) = r.reload(replay) {
+                workers.reload(&settings, new_detector);
+            }
+        }
+        None => {
+            tracing::info!("SIGHUP: no config file (-c) to re-read; the output is reopened.");
+        }
+    }
+}
+
 /// How long a live capture keeps reading already-captured frames after a stop request.
 const STOP_DRAIN: std::time::Duration = std::time::Duration::from_millis(1000);
 
+/// The live capture side: frames into batches, never waiting on a worker.
 fn read_live(
     cap: &mut LiveCapture,
-    opts: &RunOptions,
     signals: &Signals,
     reload: &mut Option<ReloadSource>,
-    work_tx: &Sender<Work>,
-    free_rx: &Receiver<Batch>,
+    workers: &mut Workers,
     outcome: &mut RunOutcome,
 ) -> (ReadStats, EndReason) {
     let timeout = cap.read_timeout();
-    let batch_packets = opts.batch_packets.max(1);
     let mut stats = ReadStats {
         inputs: 1,
         ..ReadStats::default()
     };
-    let mut batch = Batch::with_capacity(batch_packets);
     let mut batch_since: Option<Instant> = None;
     let mut last_tick = Instant::now();
     let mut clock = LiveClock::new();
-    let mut pending: Option<Work> = None;
     let mut loss = LossReport::default();
     // After a stop request the frames the kernel already holds are still read (they are
     // part of the run: the last transfer before the signal must not vanish), until nothing
@@ -364,25 +590,17 @@ fn read_live(
             outcome.interrupted = true;
             break EndReason::Shutdown;
         }
-        if let Some(w) = reload_now(signals, reload, false) {
-            pending = Some(w);
-        }
-        if let Some(w) = pending.take()
-            && let Err(TrySendError::Full(w)) = work_tx.try_send(w)
-        {
-            pending = Some(w);
-        }
+        reload_now(signals, reload, workers, false);
+        workers.retry();
         match cap.next_frame() {
             Ok(Some(f)) => {
                 stats.frames += 1;
                 stats.bytes += f.data.len() as u64;
                 clock.saw(f.ts);
-                batch.push(f.ts, f.linktype, f.wire_len, stats.frames, f.data);
-                batch_since.get_or_insert_with(Instant::now);
-                if batch.len() >= batch_packets {
-                    dispatch(&mut batch, &mut stats, work_tx, free_rx, batch_packets);
-                    batch_since = None;
+                if workers.push(f.ts, f.linktype, f.wire_len, stats.frames, f.data) {
+                    workers.ship(&mut stats);
                 }
+                batch_since.get_or_insert_with(Instant::now);
             }
             Ok(None) if drain_until.is_some() => {
                 outcome.interrupted = true;
@@ -400,54 +618,23 @@ fn read_live(
         // slow link.
         if batch_since.is_some_and(|t| t.elapsed() >= timeout) {
             stats.pcap = cap.counters();
-            dispatch(&mut batch, &mut stats, work_tx, free_rx, batch_packets);
+            workers.flush(&mut stats);
             batch_since = None;
             last_tick = Instant::now();
         }
         if last_tick.elapsed() >= timeout {
             stats.pcap = cap.counters();
-            if batch.is_empty() {
-                // Dropped when the queue is full: the next batch carries the time anyway.
-                let _ = work_tx.try_send(Work::Tick(clock.now(), stats.clone()));
-            }
+            workers.tick_idle(clock.now(), &stats);
             loss.check(&stats);
             last_tick = Instant::now();
+        }
+        if !workers.any_queued() {
+            batch_since = None;
         }
     };
     outcome.frames = stats.frames;
     stats.pcap = cap.counters();
-    if let Some(w) = pending {
-        let _ = work_tx.send(w);
-    }
-    if !batch.is_empty() {
-        let _ = work_tx.send(Work::Batch(batch, stats.clone()));
-    }
     (stats, reason)
-}
-
-/// Hands a full batch to the worker, or drops it (counted) when the worker is behind.
-fn dispatch(
-    batch: &mut Batch,
-    stats: &mut ReadStats,
-    work_tx: &Sender<Work>,
-    free_rx: &Receiver<Batch>,
-    batch_packets: usize,
-) {
-    // The reader is the only sender, so a queue that is not full now has room below.
-    if work_tx.is_full() {
-        stats.queue_dropped += batch.len() as u64;
-        batch.clear();
-        return;
-    }
-    let next = free_rx
-        .try_recv()
-        .unwrap_or_else(|_| Batch::with_capacity(batch_packets));
-    let full = std::mem::replace(batch, next);
-    if let Err(TrySendError::Full(Work::Batch(b, _))) =
-        work_tx.try_send(Work::Batch(full, stats.clone()))
-    {
-        stats.queue_dropped += b.len() as u64;
-    }
 }
 
 /// Logs capture loss at most every ten seconds (never per packet).
@@ -480,13 +667,12 @@ impl LossReport {
     }
 }
 
-/// The capture side: reads every input into batches and hands them to the worker.
+/// The replay side: reads every input into batches and hands them to the workers.
 fn read_all(
     opts: &RunOptions,
     signals: &Signals,
     reload: &mut Option<ReloadSource>,
-    work_tx: &Sender<Work>,
-    free_rx: &Receiver<Batch>,
+    workers: &mut Workers,
     outcome: &mut RunOutcome,
 ) -> (ReadStats, EndReason) {
     let stop = signals.stop.as_ref();
@@ -496,8 +682,6 @@ fn read_all(
     };
     let mut stats = ReadStats::default();
     let mut next_cnt = 0u64;
-    let batch_packets = opts.batch_packets.max(1);
-    let mut batch = Batch::with_capacity(batch_packets);
     // BPF programs are compiled per link type on first sight (pcapng may mix them).
     let mut filters: HashMap<u32, Option<pcap::BpfProgram>> = HashMap::new();
     // Counted here because `stats` is lent to the reader while frames flow.
@@ -543,20 +727,13 @@ fn read_all(
                         }
                     }
                 }
-                batch.push(f.ts, lt, f.wire_len, f.pcap_cnt, data);
-                if batch.len() >= batch_packets {
+                if workers.push(f.ts, lt, f.wire_len, f.pcap_cnt, data) {
                     let mut snap = snapshot.clone();
                     snap.filtered += filtered;
                     snap.filter_unsupported += filter_unsupported;
-                    let next = free_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Batch::with_capacity(batch_packets));
-                    let full = std::mem::replace(&mut batch, next);
-                    let _ = work_tx.send(Work::Batch(full, snap));
+                    workers.ship(&mut snap);
                     // New settings take effect between two batches.
-                    if let Some(w) = reload_now(signals, reload, true) {
-                        let _ = work_tx.send(w);
-                    }
+                    reload_now(signals, reload, workers, true);
                 }
             },
         );
@@ -571,9 +748,6 @@ fn read_all(
     }
     stats.filtered += filtered;
     stats.filter_unsupported += filter_unsupported;
-    if !batch.is_empty() {
-        let _ = work_tx.send(Work::Batch(batch, stats.clone()));
-    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -637,7 +811,10 @@ pub fn writer_loop(
     mut writer: Writer,
     rx: OutReceiver,
     signals: &Signals,
+    workers: usize,
 ) -> Option<std::io::Error> {
+    // Several workers: their stats snapshots are summed into one record.
+    let mut merger = (workers > 1).then(|| StatsMerger::new(workers));
     let mut dirty = false;
     let mut last_flush = Instant::now();
     let mut senders_left = true;
@@ -680,7 +857,14 @@ pub fn writer_loop(
                     if matches!(msg, OutMsg::Stats(_)) {
                         writer.stats.queue_dropped = rx.dropped();
                     }
-                    writer.handle(msg);
+                    match (msg, merger.as_mut()) {
+                        (OutMsg::Stats(rec), Some(m)) => {
+                            if let Some(sum) = m.add(&rec) {
+                                writer.write_stats_value(sum);
+                            }
+                        }
+                        (msg, _) => writer.handle(msg),
+                    }
                     dirty = true;
                     if last_flush.elapsed() >= MAX_FLUSH_DELAY {
                         writer.flush();

@@ -484,7 +484,7 @@ fn live_mode_counts_every_dropped_record_per_type() {
         let mut handle = None;
         let start_writer = |rx: xferwatch::output::queue::OutReceiver| {
             let writer = Writer::open(Target::File(path.clone())).unwrap();
-            std::thread::spawn(move || writer_loop(writer, rx, &Signals::new()))
+            std::thread::spawn(move || writer_loop(writer, rx, &Signals::new(), 1))
         };
         for (i, b) in batches.iter().enumerate() {
             if i == writer_after {

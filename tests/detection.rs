@@ -18,10 +18,9 @@ mod common;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::{Run, root, run};
+use common::{Run, Scratch, generate, root, run};
 use etherparse::{SlicedPacket, TransportSlice};
 use serde_json::Value;
 
@@ -36,87 +35,6 @@ const FTP_EXT: &str = "203.0.113.50";
 const FTP_EXT2: &str = "192.0.2.21";
 
 // --- helpers ----------------------------------------------------------------------------
-
-/// A temporary directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("xferwatch-detection-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// Writes a file and returns its path as a string for the command line.
-    fn write(&self, name: &str, text: &str) -> String {
-        let p = self.path(name);
-        std::fs::write(&p, text).expect("write scratch file");
-        p.to_str().expect("utf-8 path").to_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The generator binary: next to this test binary's profile directory first (that is the
-/// build `cargo test` just made), then under `CARGO_TARGET_DIR` or `target/`.
-fn pcapgen() -> PathBuf {
-    let name = format!("pcapgen{}", std::env::consts::EXE_SUFFIX);
-    let mut candidates = Vec::new();
-    // This binary is target/<profile>/deps/detection-<hash>.
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(profile) = exe.parent().and_then(Path::parent)
-    {
-        candidates.push(profile.join("examples").join(&name));
-    }
-    let target = match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
-        Some(t) if t.is_absolute() => t,
-        Some(t) => root().join(t),
-        None => root().join("target"),
-    };
-    for profile in ["debug", "release"] {
-        candidates.push(target.join(profile).join("examples").join(&name));
-    }
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "the capture generator is not built (looked for {candidates:?}); run \
-                 `cargo test` (which builds the examples) or `cargo build --example pcapgen`"
-            )
-        })
-}
-
-/// Generates `scenario` into `dir/<file>` and returns the pcap's path.
-fn generate(dir: &Scratch, scenario: &str, file: &str, extra: &[&str]) -> PathBuf {
-    let out = dir.path(file);
-    let bin = pcapgen();
-    let res = Command::new(&bin)
-        .arg(scenario)
-        .arg(&out)
-        .args(extra)
-        .output()
-        .expect("run pcapgen");
-    assert!(
-        res.status.success(),
-        "{} {scenario} failed: {}\n(an unknown scenario means the binary is stale: \
-         `cargo build --example pcapgen`)",
-        bin.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-    out
-}
 
 /// The truth file the generator wrote next to `pcap`.
 fn truth(pcap: &Path) -> Value {

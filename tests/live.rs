@@ -1,9 +1,9 @@
 //! Live capture and shutdown, end to end.
 //!
 //! `live_lab_matches_replay` needs root and the namespace lab (scripts/netns): it captures
-//! live on the router while real vsftpd/tftpd-hpa servers and curl/tftp clients transfer
-//! files, stops the sensor with SIGTERM, and checks the output against a replay of tcpdump's
-//! recording of the same traffic. Without root, `ip netns`, or the lab's programs it prints
+//! live on the router with two workers while real vsftpd/tftpd-hpa/samba servers and
+//! curl/tftp/smbclient clients transfer files, stops the sensor with SIGTERM, and checks the output against a
+//! one-worker replay of tcpdump's recording of the same traffic. Without root, `ip netns`, or the lab's programs it prints
 //! a skip line and passes. `sigterm_during_long_replay` needs only the pcapgen example that
 //! `cargo test` builds.
 
@@ -218,6 +218,13 @@ fn live_lab_matches_replay() {
             .unwrap(),
     );
     let lab_toml = root.join("pcaps/real/lab.toml");
+    // Live runs two workers, the replay below one: the alerts must not depend on it.
+    let live_toml = tmp.join("live.toml");
+    std::fs::write(
+        &live_toml,
+        std::fs::read_to_string(&lab_toml).unwrap() + "\n[capture]\nworkers = 2\n",
+    )
+    .unwrap();
     lab.children.push(
         Command::new("ip")
             // Opens the capture and the output as root, then runs as nobody.
@@ -232,7 +239,7 @@ fn live_lab_matches_replay() {
                 "nobody",
             ])
             .arg("-c")
-            .arg(&lab_toml)
+            .arg(&live_toml)
             .arg("-o")
             .arg(&live_eve)
             .env("XFERWATCH_LOG", "info")
@@ -252,7 +259,12 @@ fn live_lab_matches_replay() {
     );
 
     run(Command::new(script("scenarios.sh"))
-        .args(["run", "ftp-passive-upload-external", "tftp-put-get"])
+        .args([
+            "run",
+            "ftp-passive-upload-external",
+            "tftp-put-get",
+            "smb2-put-get",
+        ])
         .env("XW_RUN", &lab.run_dir));
     // The last ACKs and FINs.
     std::thread::sleep(Duration::from_secs(1));
@@ -303,6 +315,28 @@ fn live_lab_matches_replay() {
         4,
         "{protos:?}"
     );
+    // smbclient's put and get against the lab's samba (scenarios.sh smb2-put-get): the
+    // session names both files with their direction and size.
+    let smb_files: Vec<String> = sessions
+        .iter()
+        .filter(|s| s["app_proto"] == "smb")
+        .flat_map(|s| {
+            s["session"]["files"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|f| format!("{} {} {}", f["name"], f["direction"], f["bytes"]))
+        .collect();
+    for want in [
+        "\"payroll-2026.xlsx\" \"upload\" 512000",
+        "\"handbook.pdf\" \"download\" 500000",
+    ] {
+        assert!(
+            smb_files.iter().any(|f| f == want),
+            "{want} not in {smb_files:?}"
+        );
+    }
     let live_alerts = alert_keys(&live);
     for rule in [
         "outbound-ratio",
@@ -461,11 +495,40 @@ fn sigterm_during_long_replay() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "TERM");
+    // Two SIGTERMs sent back to back can merge into one delivery while the first is still
+    // pending (standard signals do not queue), which made this test flaky under load: the
+    // second goes out only once the kernel has delivered the first.
+    assert!(
+        wait_delivered(child.id(), 15, Duration::from_secs(2)),
+        "the first SIGTERM stayed pending"
+    );
     signal(&child, "TERM");
     let (code, took) = wait_for(&mut child, Duration::from_secs(5)).expect("still running");
     assert_eq!(code, 130, "second SIGTERM exits at once with 130");
     assert!(took < Duration::from_millis(500), "{took:?}");
     let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Waits until signal `signo` is no longer pending for process `pid` (its handler has run or
+/// is running), reading the pending masks in /proc. True when delivered within `limit`.
+fn wait_delivered(pid: u32, signo: u32, limit: Duration) -> bool {
+    let bit = 1u64 << (signo - 1);
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return false;
+        };
+        let pending = status
+            .lines()
+            .filter(|l| l.starts_with("SigPnd:") || l.starts_with("ShdPnd:"))
+            .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+            .any(|mask| mask & bit != 0);
+        if !pending {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
 }
 
 /// SIGHUP on a live capture with a silent interface: periodic stats keep coming (idle

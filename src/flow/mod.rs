@@ -664,6 +664,13 @@ impl<A: Default> FlowTable<A> {
         ended: &mut Vec<(Flow<A>, EndReason)>,
     ) -> Hit {
         let (key, src_index) = FlowKey::of(pkt);
+        if let Some(&slot) = self.index.get(&key)
+            && self.idle_at(slot, ts)
+        {
+            // Idle past its timeout: that flow ended, whether or not the sweep got to it
+            // yet, so how far the sweep has come never changes which flows exist.
+            self.end_idle(slot, ended);
+        }
         if let Some(&slot) = self.index.get(&key) {
             let reuse = match (self.get(slot), pkt.tcp) {
                 (Some(f), Some(t)) => {
@@ -778,24 +785,50 @@ impl<A: Default> FlowTable<A> {
                 }
                 _ => false,
             };
-            if expired && let Some(f) = self.remove(i as u32) {
-                let reason = f.end_reason_when_idle();
-                match reason {
-                    EndReason::Fin => self.stats.ended_fin += 1,
-                    EndReason::Rst => self.stats.ended_rst += 1,
-                    _ => self.stats.ended_timeout += 1,
-                }
-                ended.push((f, reason));
+            if expired {
+                self.end_idle(i as u32, ended);
             }
             i = (i + 1) % n;
         }
         self.hand = i;
     }
 
+    /// When `flow` (just removed from the table) ended, in packet time: its idle deadline
+    /// if that passed before `now`, else `now`. It does not depend on when the sweep found
+    /// the flow, so every worker layout gives the same answer.
+    pub fn ended_at(&self, flow: &Flow<A>, now: Ts) -> Ts {
+        now.min(flow.last.plus_secs(flow.timeout(&self.limits)))
+    }
+
+    /// True when the flow in `slot` has been idle past its timeout at `now`.
+    fn idle_at(&self, slot: u32, now: Ts) -> bool {
+        self.get(slot).is_some_and(|f| {
+            now.since(f.last) >= f.timeout(&self.limits).saturating_mul(Ts::NANOS_PER_SEC)
+        })
+    }
+
+    /// Ends the idle flow in `slot` with the reason its state gives (fin, rst or timeout).
+    fn end_idle(&mut self, slot: u32, ended: &mut Vec<(Flow<A>, EndReason)>) {
+        if let Some(f) = self.remove(slot) {
+            let reason = f.end_reason_when_idle();
+            match reason {
+                EndReason::Fin => self.stats.ended_fin += 1,
+                EndReason::Rst => self.stats.ended_rst += 1,
+                _ => self.stats.ended_timeout += 1,
+            }
+            ended.push((f, reason));
+        }
+    }
+
     /// Ends every flow (end of input or shutdown), in slot order so output is deterministic.
-    pub fn drain(&mut self, reason: EndReason, ended: &mut Vec<(Flow<A>, EndReason)>) {
+    /// A flow already idle past its timeout at `now` ends by that timeout, as it would
+    /// have once the sweep reached it: the sweep's progress never decides a reason.
+    pub fn drain(&mut self, reason: EndReason, now: Ts, ended: &mut Vec<(Flow<A>, EndReason)>) {
         for slot in 0..self.slots.len() {
-            if let Some(f) = self.remove(slot as u32) {
+            let slot = slot as u32;
+            if self.idle_at(slot, now) {
+                self.end_idle(slot, ended);
+            } else if let Some(f) = self.remove(slot) {
                 self.stats.ended_at_exit += 1;
                 ended.push((f, reason));
             }
@@ -1076,6 +1109,40 @@ mod tests {
         assert_eq!(c.table.len(), 1);
     }
 
+    /// Regression: whether a flow idle past its timeout was split or continued used to
+    /// depend on how far the bounded sweep had come (so one worker and several workers
+    /// disagreed on a DHCPv6 flow of the corpus). Lookup and drain now decide by time alone.
+    #[test]
+    fn an_idle_flow_ends_at_its_next_packet_or_at_drain_without_a_sweep() {
+        let mut c = Conv::new(FlowLimits::default());
+        let (first, _, _) = c.tcp(1, true, 40000, 80, 1, S, b"");
+        let mut f = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [203, 0, 113, 9], 64)
+            .tcp(40000, 80, 1, 1000)
+            .syn()
+            .write(&mut f, b"")
+            .unwrap();
+        let late = Ts::from_secs(1000);
+        let p = c
+            .dec
+            .decode(linktype::ETHERNET, &f, f.len() as u32, late)
+            .unwrap();
+        // No sweep call: lookup alone must see that the old flow timed out.
+        let hit = c.table.lookup(&p, late, 2, &mut c.ended);
+        assert!(hit.new);
+        assert_eq!(c.ended.len(), 1);
+        assert_eq!(c.ended[0].1, EndReason::Timeout);
+        assert_eq!(c.table.stats.ended_timeout, 1);
+        let _ = first;
+        let mut rest = Vec::new();
+        c.table
+            .drain(EndReason::EndOfInput, Ts::from_secs(5000), &mut rest);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].1, EndReason::Timeout);
+        assert_eq!(c.table.stats.ended_at_exit, 0);
+    }
+
     #[test]
     fn idle_flows_time_out_on_packet_time() {
         let mut c = Conv::new(FlowLimits::default());
@@ -1087,7 +1154,7 @@ mod tests {
         assert_eq!(c.ended.len(), 1);
         assert_eq!(c.ended[0].1, EndReason::Timeout);
         let mut rest = Vec::new();
-        c.table.drain(EndReason::EndOfInput, &mut rest);
+        c.table.drain(EndReason::EndOfInput, Ts(0), &mut rest);
         assert_eq!(rest.len(), 1);
         assert_eq!(c.table.stats.ended_at_exit, 1);
     }

@@ -194,6 +194,12 @@ pub struct StatsRecord {
     pub event_type: &'static str,
     /// The counters.
     pub stats: StatsBody,
+    /// The worker that took the snapshot (several workers' snapshots are summed).
+    #[serde(skip)]
+    pub worker: u16,
+    /// The worker's final snapshot (end of the run).
+    #[serde(skip)]
+    pub last: bool,
 }
 
 /// The EVE `proto` string for an IP protocol number.

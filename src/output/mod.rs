@@ -12,6 +12,7 @@
 //! (`| head`): the writer stops for good and asks the run to end.
 
 pub mod eve;
+pub mod merge;
 pub mod queue;
 
 use std::fs::{File, OpenOptions};
@@ -363,20 +364,39 @@ impl Writer {
 
     /// Serialises and writes a stats record, adding this writer's counters.
     pub fn write_stats(&mut self, mut rec: eve::StatsRecord) {
-        // Count this record before serialising so it reports itself.
-        let sink_gone = matches!(self.sink, Sink::Gone);
+        rec.stats.output = self.output_snapshot();
+        match serde_json::to_vec(&rec) {
+            Ok(line) => self.write(EventKind::Stats, &line),
+            Err(_) => self.stats.write_failed.add(EventKind::Stats),
+        }
+    }
+
+    /// Writes a stats record already in serialised form (several workers' sum), adding this
+    /// writer's counters as [`Writer::write_stats`] does.
+    pub fn write_stats_value(&mut self, mut rec: serde_json::Value) {
+        let output = serde_json::to_value(self.output_snapshot());
+        if let (Ok(output), Some(body)) =
+            (output, rec.get_mut("stats").and_then(|b| b.as_object_mut()))
+        {
+            body.insert("output".to_string(), output);
+        }
+        match serde_json::to_vec(&rec) {
+            Ok(line) => self.write(EventKind::Stats, &line),
+            Err(_) => self.stats.write_failed.add(EventKind::Stats),
+        }
+    }
+
+    /// The writer's counters as the stats record about to be written reports them: that
+    /// record counts itself.
+    fn output_snapshot(&self) -> OutputStats {
         let mut snapshot = self.stats.clone();
-        if sink_gone {
+        if matches!(self.sink, Sink::Gone) {
             snapshot.write_failed.add(EventKind::Stats);
         } else {
             snapshot.written.add(EventKind::Stats);
         }
         snapshot.backlog_bytes = self.backlog() as u64;
-        rec.stats.output = snapshot;
-        match serde_json::to_vec(&rec) {
-            Ok(line) => self.write(EventKind::Stats, &line),
-            Err(_) => self.stats.write_failed.add(EventKind::Stats),
-        }
+        snapshot
     }
 
     /// Unwritten bytes held.

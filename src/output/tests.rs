@@ -231,6 +231,8 @@ fn the_stats_record_counts_itself_and_the_backlog() {
         timestamp: "t".into(),
         event_type: "stats",
         stats: eve::StatsBody::default(),
+        worker: 0,
+        last: false,
     });
     w.flush();
     let out = sink.data();

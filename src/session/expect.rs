@@ -287,23 +287,29 @@ impl ExpectationTable {
         }
     }
 
-    /// Removes every expectation of `session_id` (its control session ended); returns how
-    /// many. Linear in the table size: sessions end far less often than packets arrive.
-    pub fn remove_session(&mut self, session_id: u64) -> usize {
-        let ids: Vec<u32> = self
+    /// Removes every expectation of `session_id` (its control session ended at packet time
+    /// `ended`); returns how many. One whose ttl had passed by `ended` counts as expired,
+    /// the rest as cancelled: the split depends on packet time only, never on whether a
+    /// lookup happened to clear the stale entry first. Linear in the table size: sessions
+    /// end far less often than packets arrive.
+    pub fn remove_session(&mut self, session_id: u64, ended: Ts) -> usize {
+        let ids: Vec<(u32, bool)> = self
             .slots
             .iter()
             .enumerate()
             .filter_map(|(i, s)| {
-                s.as_ref()
-                    .filter(|s| s.exp.session_id == session_id)
-                    .and_then(|_| u32::try_from(i).ok())
+                let s = s.as_ref().filter(|s| s.exp.session_id == session_id)?;
+                Some((u32::try_from(i).ok()?, ended >= s.expires))
             })
             .collect();
-        for &id in &ids {
+        for &(id, stale) in &ids {
             self.remove(id);
+            if stale {
+                self.counters.expired += 1;
+            } else {
+                self.counters.cancelled += 1;
+            }
         }
-        self.counters.cancelled += ids.len() as u64;
         ids.len()
     }
 
@@ -524,9 +530,21 @@ mod tests {
             .unwrap();
         assert_eq!(m.expectation.session_id, 2);
         t.insert(passive(2001, 1), T0);
-        assert_eq!(t.remove_session(1), 2);
+        assert_eq!(t.remove_session(1, Ts(0)), 2);
         assert!(t.is_empty());
         assert_eq!(t.counters().cancelled, 2);
+    }
+
+    /// Regression: with several workers an expectation past its ttl was "cancelled" on one
+    /// and "expired" on another, depending on whether a lookup had cleared it first.
+    #[test]
+    fn session_end_counts_stale_expectations_as_expired() {
+        let mut t = ExpectationTable::new(16, 60);
+        t.insert(passive(2000, 1), T0);
+        t.insert(passive(2001, 1), T0.plus_secs(50));
+        assert_eq!(t.remove_session(1, T0.plus_secs(70)), 2);
+        assert_eq!(t.counters().expired, 1);
+        assert_eq!(t.counters().cancelled, 1);
     }
 
     #[test]
@@ -571,7 +589,7 @@ mod tests {
                 match op {
                     0 | 1 => { t.insert(passive(port, session), now); }
                     2 => { let _ = t.take_match(TCP, (ip("10.0.0.1"), 1), (ip("192.0.2.10"), port), now); }
-                    _ => { t.remove_session(session); }
+                    _ => { t.remove_session(session, Ts(0)); }
                 }
                 prop_assert!(t.len() <= 5);
                 let c = t.counters();

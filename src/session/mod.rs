@@ -676,10 +676,11 @@ impl SessionTable {
         self.sessions.get(id).filter(|s| s.main_open).map(|s| s.id)
     }
 
-    /// Removes a session (it ended); its pending expectations are cancelled.
-    pub fn remove(&mut self, id: SessionId) -> Option<Session> {
+    /// Removes a session that ended at packet time `ended`; its pending expectations are
+    /// cancelled (or counted expired, when their ttl had already passed by then).
+    pub fn remove(&mut self, id: SessionId, ended: Ts) -> Option<Session> {
         let s = self.sessions.remove(&id)?;
-        self.expect.remove_session(id);
+        self.expect.remove_session(id, ended);
         if self.ftps.get(&(s.client.0, s.server.0)) == Some(&id) {
             self.ftps.remove(&(s.client.0, s.server.0));
         }
@@ -799,7 +800,7 @@ mod tests {
         assert_eq!(t.counters().created, 2);
         assert_eq!(t.counters().shed, 3);
         assert_eq!(t.ids(), vec![1, 2]);
-        t.remove(1);
+        t.remove(1, Ts(0));
         assert_eq!(t.counters().active, 1);
     }
 
