@@ -525,6 +525,21 @@ impl<A> Flow<A> {
         }
     }
 
+    /// How willingly the flow is given up when the table is full (lower goes first):
+    /// 0 finished TCP; 1 seen in one direction only (unanswered SYNs and requests, scans,
+    /// fragment sprays: what floods are made of); 2 a conversation both ways. Without the
+    /// middle class a flood newer than a quiet FTP control channel pushes that channel out,
+    /// and its session breaks into pieces.
+    fn eviction_class(&self) -> u8 {
+        if matches!(self.tcp, TcpState::Closed | TcpState::Reset) {
+            0
+        } else if self.dirs.iter().any(|d| d.pkts == 0) {
+            1
+        } else {
+            2
+        }
+    }
+
     fn end_reason_when_idle(&self) -> EndReason {
         match self.tcp {
             TcpState::Closed => EndReason::Fin,
@@ -718,8 +733,8 @@ impl<A: Default> FlowTable<A> {
         }
     }
 
-    /// Chooses a flow to evict: among a sample at the clock hand, prefer finished TCP, then
-    /// the least recently seen.
+    /// Chooses a flow to evict: among a sample at the clock hand, the one with the lowest
+    /// [`Flow::eviction_class`], then the least recently seen.
     fn pick_victim(&mut self) -> Option<u32> {
         let n = self.slots.len();
         if n == 0 {
@@ -731,8 +746,7 @@ impl<A: Default> FlowTable<A> {
         let mut steps = 0;
         while looked < EVICT_SAMPLE && steps < n {
             if let Some(Some(f)) = self.slots.get(i) {
-                let finished = u8::from(!matches!(f.tcp, TcpState::Closed | TcpState::Reset));
-                let rank = (finished, f.last);
+                let rank = (f.eviction_class(), f.last);
                 if best.is_none_or(|(_, r)| rank < r) {
                     best = Some((i as u32, rank));
                 }
@@ -1063,6 +1077,32 @@ mod tests {
         assert_eq!(c.ended.len(), 6);
         // The oldest went first.
         assert_eq!(c.ended[0].0.client_endpoint().1, 40000);
+    }
+
+    /// A flood of unanswered SYNs newer than a quiet, answered connection pushes out
+    /// other flood flows, never the connection.
+    #[test]
+    fn eviction_spares_conversations_under_a_syn_flood() {
+        let limits = FlowLimits {
+            max_flows: 64,
+            ..FlowLimits::default()
+        };
+        let mut c = Conv::new(limits);
+        let (ctrl, _, _) = c.tcp(1, true, 40000, 21, 999, S, b"");
+        c.tcp(1, false, 21, 40000, 4999, S | A, b"");
+        c.tcp(1, true, 40000, 21, 1000, A, b"USER x\r\n");
+        for p in 0..5000u16 {
+            c.tcp(2, true, 1024 + p, 80, 1, S, b"");
+        }
+        assert_eq!(c.table.len(), 64);
+        assert_eq!(c.table.stats.evicted, 5000 + 1 - 64);
+        assert!(
+            c.ended.iter().all(|(f, _)| f.key.port.contains(&80)),
+            "only flood flows were evicted"
+        );
+        let f = c.table.get(ctrl).unwrap();
+        assert_eq!(f.server_endpoint().1, 21);
+        assert_eq!(f.eviction_class(), 2, "answered both ways");
     }
 
     #[test]
