@@ -97,7 +97,24 @@ fn pcapgen() -> PathBuf {
 
 /// Generates `scenario` with `--count count` and replays it with the capped config.
 fn flood(scenario: &str, count: u32) -> Run {
-    let dir = Scratch::new(scenario);
+    let config = format!(
+        "[networks]\n\
+         external = [\"192.0.2.0/24\", \"198.51.100.0/24\", \"203.0.113.0/24\"]\n\
+         [flows]\nmax_flows = {MAX_FLOWS}\nmax_fragments = {MAX_FRAGMENTS}\n\
+         [sessions]\nmax_sessions = {MAX_SESSIONS}\nmax_expectations = {MAX_EXPECTATIONS}\n"
+    );
+    let (r, peak) = generate_and_replay(scenario, count, &config);
+    assert!(
+        peak <= MAX_RSS_KIB,
+        "{scenario}: sensor peaked at {peak} KiB"
+    );
+    r
+}
+
+/// Generates `scenario` with `--count count`, replays it with `config` (TOML text) and
+/// returns the run and the sensor's peak RSS in KiB.
+fn generate_and_replay(scenario: &str, count: u32, config: &str) -> (Run, u64) {
+    let dir = Scratch::new(&format!("{scenario}-{count}"));
     let pcap = dir.path("flood.pcap");
     let res = Command::new(pcapgen())
         .arg(scenario)
@@ -110,26 +127,13 @@ fn flood(scenario: &str, count: u32) -> Run {
         "pcapgen {scenario}: {} (a stale binary? `cargo build --example pcapgen`)",
         String::from_utf8_lossy(&res.stderr)
     );
-    let config = dir.path("caps.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[networks]\n\
-             external = [\"192.0.2.0/24\", \"198.51.100.0/24\", \"203.0.113.0/24\"]\n\
-             [flows]\nmax_flows = {MAX_FLOWS}\nmax_fragments = {MAX_FRAGMENTS}\n\
-             [sessions]\nmax_sessions = {MAX_SESSIONS}\nmax_expectations = {MAX_EXPECTATIONS}\n"
-        ),
-    )
-    .expect("write config");
-    let (r, peak) = run_measured(&dir, &config, &pcap);
+    let config_path = dir.path("config.toml");
+    std::fs::write(&config_path, config).expect("write config");
+    let (r, peak) = run_measured(&dir, &config_path, &pcap);
     assert_eq!(r.code, 0, "{scenario}: exit {} stderr {}", r.code, r.stderr);
-    eprintln!("{scenario}: sensor peak RSS {peak} KiB");
+    eprintln!("{scenario} --count {count}: sensor peak RSS {peak} KiB");
     assert!(peak > 0, "{scenario}: no VmHWM sample");
-    assert!(
-        peak <= MAX_RSS_KIB,
-        "{scenario}: sensor peaked at {peak} KiB"
-    );
-    r
+    (r, peak)
 }
 
 /// Runs the sensor writing EVE to a file and samples its `VmHWM` (peak resident set, KiB)
@@ -378,4 +382,23 @@ fn tftp_request_flood_is_bounded_and_keeps_the_upload() {
     );
     let sessions = &r.stats()["stats"]["sessions"];
     assert_eq!(n(&sessions["created"]), REQUESTS + 1, "{sessions}");
+}
+
+/// The issue 7 budget, at most 512 bytes per tracked flow, at a size a debug build replays
+/// in seconds: 60 k half-open flows held at once against 1 k. (The table starts with room
+/// for 65,536 slots, so 60 k fills it without a doubling that a larger count could land
+/// just after.) BENCHMARKS.md has the 1 M figure from a release build.
+#[test]
+fn memory_per_tracked_flow_is_within_budget() {
+    let config = "[flows]\nmax_flows = 100000\n";
+    let (small, base) = generate_and_replay("flood-syn", 1_000, config);
+    let (big, peak) = generate_and_replay("flood-syn", 60_000, config);
+    for (r, want) in [(&small, 1_000), (&big, 60_000)] {
+        let f = &r.stats()["stats"]["flow"];
+        assert!(n(&f["max_active"]) >= want, "all flows held at once: {f}");
+        assert_eq!(n(&f["evicted"]), 0, "{f}");
+    }
+    let per_flow = (peak.saturating_sub(base)) * 1024 / 59_000;
+    eprintln!("{per_flow} B per tracked flow ({base} KiB with 1 k, {peak} KiB with 60 k)");
+    assert!(per_flow <= 512, "{per_flow} B per tracked flow");
 }
