@@ -1495,7 +1495,14 @@ impl Engine {
         // flow's record waits for room rather than being dropped.
         self.rep.out.set_drop_when_full(false);
         self.capture.clone_from(capture);
-        self.flows.drain(reason, self.recent, &mut self.ended);
+        // In batches: a full table moved into `ended` at once would be a second copy of
+        // every flow at exit (hundreds of MB at 1 M flows).
+        while self
+            .flows
+            .drain_some(reason, self.recent, &mut self.ended, 4096)
+        {
+            self.flush_ended();
+        }
         self.flush_ended();
         // Every flow has ended, so every session has too; anything left was orphaned by a
         // cap and is closed here so its record is not lost.

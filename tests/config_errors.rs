@@ -231,3 +231,189 @@ fn unreadable_files_name_the_file_without_a_line() {
     let err = Config::load(&huge.0).unwrap_err().to_string();
     assert!(err.contains("larger than 1024 KiB"), "{err}");
 }
+
+/// Every threshold, window and count refuses a negative value with its own wording.
+#[test]
+fn negative_thresholds() {
+    let cases: [(&str, usize, &str, &str); 8] = [
+        (
+            "outbound_ratio = -0.5",
+            18,
+            "outbound_ratio",
+            "floating point `-0.5`, expected a ratio from 0 to 1",
+        ),
+        (
+            "outbound_ratio_min_bytes = -1048576",
+            28,
+            "outbound_ratio_min_bytes",
+            "integer `-1048576`, expected a non-zero number of bytes",
+        ),
+        (
+            "transfer_size_bytes = -1",
+            23,
+            "transfer_size_bytes",
+            "integer `-1`, expected a non-zero number of bytes",
+        ),
+        (
+            "outbound_volume_bytes = -100",
+            25,
+            "outbound_volume_bytes",
+            "integer `-100`, expected a non-zero number of bytes",
+        ),
+        (
+            "outbound_volume_window_secs = -3600",
+            31,
+            "outbound_volume_window_secs",
+            "integer `-3600`, expected a non-zero number of seconds",
+        ),
+        (
+            "repeated_connections_max = -3",
+            28,
+            "repeated_connections_max",
+            "integer `-3`, expected a non-zero count",
+        ),
+        (
+            "filename_hex_min_len = -16",
+            24,
+            "filename_hex_min_len",
+            "integer `-16`",
+        ),
+        (
+            "filename_entropy_bits = -1.0",
+            25,
+            "filename_entropy_bits",
+            "floating point `-1.0`, expected bits per character above 0",
+        ),
+    ];
+    for (line, column, key, needle) in cases {
+        let text = format!("[thresholds]\n{line}\n");
+        check(
+            &format!("neg-{key}.toml"),
+            &text,
+            2,
+            column,
+            &format!("[thresholds] {key}"),
+            needle,
+        );
+    }
+    check(
+        "neg-window.toml",
+        "[suppression]\nwindow_secs = -1\n",
+        2,
+        15,
+        "[suppression] window_secs",
+        "integer `-1`, expected a number of seconds, 0 (off) or more",
+    );
+    check(
+        "neg-rule-window.toml",
+        "[suppression]\nrules = { suspicious-filename = -5 }\n",
+        2,
+        33,
+        "[suppression.rules] suspicious-filename",
+        "integer `-5`, expected a number of seconds, 0 (off) or more",
+    );
+}
+
+/// Invalid networks in every place that takes one, each named by its key.
+#[test]
+fn invalid_cidr_everywhere() {
+    let network = "expected a network such as \"10.0.0.0/8\" or \"2001:db8::/32\", or an address";
+    check(
+        "cidr-v6.toml",
+        "[networks]\nexternal = [\"203.0.113.0/24\", \"fe80::/129\"]\n",
+        2,
+        31,
+        "[networks] external",
+        &format!("string \"fe80::/129\", {network}"),
+    );
+    check(
+        "cidr-neg.toml",
+        "[networks]\nhome_nets = [\"10.0.0.0/-8\"]\n",
+        2,
+        14,
+        "[networks] home_nets",
+        network,
+    );
+    check(
+        "cidr-octet.toml",
+        "[[allowlist]]\ncidr = \"10.0.0.300\"\n",
+        2,
+        8,
+        "[[allowlist]] #1 cidr",
+        &format!("string \"10.0.0.300\", {network}"),
+    );
+    check(
+        "cidr-name.toml",
+        "[[allowlist]]\nrule = \"transfer-size\"\ndestination = \"example.com\"\n",
+        3,
+        15,
+        "[[allowlist]] #1 destination",
+        network,
+    );
+    check(
+        "cidr-two-prefixes.toml",
+        "[[allowlist]]\ncidr = \"10.1.0.0/16\"\n\n[[allowlist]]\nhost = \"10.0.0.0/8/9\"\n",
+        5,
+        8,
+        "[[allowlist]] #2 host",
+        network,
+    );
+    check(
+        "cidr-exception.toml",
+        "[[ports.exception]]\ncidr = \"10.0.0.5/\"\nprotocol = \"ftp\"\nports = [2121]\n",
+        2,
+        8,
+        "[[ports.exception]] #1 cidr",
+        network,
+    );
+}
+
+/// A rule name that is not one of DESIGN §6's, in an allowlist entry or a suppression
+/// window, lists the valid names.
+#[test]
+fn unknown_rule_names() {
+    let valid = "expected one of `port-mismatch`, `expected-protocol-absent`, \
+                 `direction-disagreement`, `outbound-ratio`, `transfer-size`, \
+                 `outbound-volume`, `repeated-connections`, `suspicious-filename`";
+    check(
+        "rule-bogus.toml",
+        "[[allowlist]]\ncidr = \"10.0.0.1\"\nrule = \"bogus-rule\"\n",
+        3,
+        8,
+        "[[allowlist]] #1 rule",
+        &format!("unknown rule `bogus-rule`, {valid}"),
+    );
+    // The config key spelling of a rule is not its name.
+    check(
+        "rule-underscore.toml",
+        "[[allowlist]]\ncidr = \"10.0.0.1\"\nrule = \"outbound_ratio\"\n",
+        3,
+        8,
+        "[[allowlist]] #1 rule",
+        "unknown rule `outbound_ratio`",
+    );
+    check(
+        "rule-suppression.toml",
+        "[suppression]\nrules = { exfil = 600 }\n",
+        2,
+        11,
+        "[suppression.rules] exfil",
+        &format!("unknown rule `exfil`, {valid}"),
+    );
+    check(
+        "allow-proto.toml",
+        "[[allowlist]]\ncidr = \"10.0.0.1\"\nprotocol = \"gopher\"\n",
+        3,
+        12,
+        "[[allowlist]] #1 protocol",
+        "unknown protocol `gopher`",
+    );
+    check(
+        "allow-everything.toml",
+        "[[allowlist]]\ncomment = \"matches all\"\n",
+        1,
+        1,
+        "[[allowlist]] #1",
+        "the entry matches everything",
+    );
+}

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 
 use anyhow::{Context, Result, bail};
 use etherparse::{
-    IpHeaders, Ipv4Header, Ipv6FlowLabel, Ipv6Header, PacketBuilder, TcpHeader, TcpOptionElement,
-    VlanId,
+    EtherType, Ethernet2Header, IpFragOffset, IpHeaders, IpNumber, Ipv4Header, Ipv6FlowLabel,
+    Ipv6Header, PacketBuilder, TcpHeader, TcpOptionElement, VlanId,
 };
 use xferwatch::direction::Direction;
 use xferwatch::time::Ts;
@@ -113,6 +113,9 @@ struct Spec {
     len: u32,
     flags: u8,
     dir: Direction,
+    /// IPv4 fragment offset in 8-byte units, for a UDP datagram sent in pieces; `len` is
+    /// then the fragment's share of the IP payload (the UDP header counts in the first).
+    frag: Option<u16>,
 }
 
 /// The last data segment sent in a direction, kept so it can be retransmitted.
@@ -290,6 +293,7 @@ impl Conv {
             len,
             flags,
             dir,
+            frag: None,
         });
         let c = self.counts.get_mut(dir);
         c.pkts += 1;
@@ -409,6 +413,128 @@ impl Conv {
         Ok(())
     }
 
+    /// A lone SYN from the client that nothing answers (a scan or a SYN flood).
+    pub fn syn_only(&mut self) {
+        let t = self.now;
+        self.push(t, Direction::ToServer, SYN, 0, 0, 0);
+    }
+
+    /// Sends pieces of one UDP datagram carrying `payload` as IPv4 fragments, in the order
+    /// given. Each piece is `(start, len)` in bytes of the IP payload (UDP header included,
+    /// so `start` must be a multiple of 8); pieces may overlap and need not cover the
+    /// datagram: a flood of trains that never complete. IPv4 only; every piece carries
+    /// identification `ip_id`, and the pieces are `gap_us` apart.
+    pub fn send_fragments(
+        &mut self,
+        dir: Direction,
+        payload: Payload,
+        ip_id: u16,
+        pieces: &[(u32, u32)],
+        gap_us: u64,
+    ) -> Result<()> {
+        if self.transport != Transport::Udp || !self.client.ip.is_ipv4() {
+            bail!("flow {}: fragments are built for IPv4 UDP only", self.id);
+        }
+        let total = 8 + payload.len();
+        let chunk = self.chunks.len() as u32;
+        self.chunks.push(payload);
+        let mut at = self.now;
+        for &(start, len) in pieces {
+            if start % 8 != 0 || u64::from(start) + u64::from(len) > total || len == 0 {
+                bail!("flow {}: bad fragment ({start}, {len})", self.id);
+            }
+            let ts = match self.specs.last() {
+                Some(last) => at.max(last.ts + 1),
+                None => at,
+            };
+            let frag = u16::try_from(start / 8).context("fragment offset")?;
+            self.specs.push(Spec {
+                ts,
+                off: 0,
+                // A fragment has no TCP sequence number: the field keeps its IP id.
+                seq: u32::from(ip_id),
+                ack: 0,
+                chunk,
+                len,
+                flags: 0,
+                dir,
+                frag: Some(frag),
+            });
+            let wire = self.frag_frame_len(len);
+            let c = self.counts.get_mut(dir);
+            c.pkts += 1;
+            c.wire_bytes += wire;
+            // UDP payload bytes carried (the first piece also carries the UDP header).
+            c.payload_bytes += u64::from(if start == 0 {
+                len.saturating_sub(8)
+            } else {
+                len
+            });
+            self.now = ts;
+            at = ts + gap_us;
+        }
+        Ok(())
+    }
+
+    /// Frame length of an IPv4 fragment carrying `len` bytes of IP payload.
+    fn frag_frame_len(&self, len: u32) -> u64 {
+        let l2 = if self.vlan.is_some() { 18 } else { 14 };
+        l2 + 20 + u64::from(len)
+    }
+
+    /// Renders a fragment spec: Ethernet, an IPv4 header with MF set unless the piece
+    /// ends the datagram, and the piece's bytes (the UDP header in the first piece).
+    fn render_fragment(&self, spec: &Spec, frag: u16, frame: &mut Vec<u8>) -> Result<()> {
+        let payload = self
+            .chunks
+            .get(spec.chunk as usize)
+            .context("payload chunk")?;
+        let total = 8 + payload.len();
+        let (src, dst) = match spec.dir {
+            Direction::ToServer => (self.client, self.server),
+            Direction::ToClient => (self.server, self.client),
+        };
+        let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip, dst.ip) else {
+            bail!("fragments are IPv4 only");
+        };
+        let start = u64::from(frag) * 8;
+        let end = start + u64::from(spec.len);
+        let mut body = Vec::with_capacity(spec.len as usize);
+        if start == 0 {
+            let udp_len = u16::try_from(total).context("datagram too long for UDP")?;
+            for v in [src.port, dst.port, udp_len, 0] {
+                body.extend_from_slice(&v.to_be_bytes());
+            }
+            payload.fill(0, spec.len.saturating_sub(8) as usize, &mut body);
+        } else {
+            payload.fill(start - 8, spec.len as usize, &mut body);
+        }
+        let mut ip = Ipv4Header {
+            identification: spec.seq as u16,
+            more_fragments: end < total,
+            fragment_offset: IpFragOffset::try_new(frag)?,
+            time_to_live: net::ttl(src.ip),
+            protocol: IpNumber::UDP,
+            total_len: u16::try_from(20 + body.len()).context("fragment too long")?,
+            source: s.octets(),
+            destination: d.octets(),
+            ..Default::default()
+        };
+        ip.header_checksum = ip.calc_header_checksum();
+        let eth = Ethernet2Header {
+            source: net::mac(src.ip),
+            destination: net::mac(dst.ip),
+            ether_type: EtherType::IPV4,
+        };
+        if self.vlan.is_some() {
+            bail!("fragments are built untagged");
+        }
+        eth.write(frame)?;
+        ip.write(frame)?;
+        frame.extend_from_slice(&body);
+        Ok(())
+    }
+
     /// Orderly close: `first` sends FIN, the peer answers FIN-ACK, `first` ACKs.
     pub fn close(&mut self, first: Direction) {
         let at = self.now + 60;
@@ -483,7 +609,10 @@ impl Conv {
     pub fn skip_next(&mut self) -> Option<u64> {
         let spec = *self.specs.get(self.cursor)?;
         self.cursor += 1;
-        Some(self.frame_len(spec.flags, spec.len))
+        Some(match spec.frag {
+            Some(_) => self.frag_frame_len(spec.len),
+            None => self.frame_len(spec.flags, spec.len),
+        })
     }
 
     /// Renders the next packet into `frame` (cleared first); `scratch` holds its payload.
@@ -499,6 +628,10 @@ impl Conv {
         self.cursor += 1;
         frame.clear();
         scratch.clear();
+        if let Some(frag) = spec.frag {
+            self.render_fragment(&spec, frag, frame)?;
+            return Ok(Some(spec.ts));
+        }
         if spec.len > 0 {
             let chunk = self
                 .chunks

@@ -418,10 +418,12 @@ pub const MAX_REPEATED_CONNECTIONS: u32 = 1000;
 #[serde(deny_unknown_fields, default)]
 pub struct SuppressionConfig {
     /// The window, seconds of packet time; 0 writes every repeat.
+    #[serde(deserialize_with = "types::secs_or_zero")]
     pub window_secs: u32,
     /// Rule + key entries remembered at once; the least recently seen is forgotten first.
     pub max_keys: Count,
     /// Per-rule windows that replace `window_secs` (rule name → seconds, 0 = off).
+    #[serde(deserialize_with = "types::rule_windows")]
     pub rules: BTreeMap<RuleName, u32>,
 }
 

@@ -714,6 +714,47 @@ pub(crate) fn non_empty_string<'de, D: Deserializer<'de>>(d: D) -> Result<String
     }))
 }
 
+/// A number of seconds where 0 is allowed and means "off" (the suppression windows), so a
+/// negative value is explained in those words rather than as "expected u32".
+struct SecsOrZero;
+
+impl Visitor<'_> for SecsOrZero {
+    type Value = u32;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number of seconds, 0 (off) or more")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u32, E> {
+        let v = int_in_range(v, 0, i64::from(u32::MAX), &self)?;
+        u32::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u32, E> {
+        u32::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+    }
+}
+
+/// `serde(deserialize_with)` for a window in seconds where 0 turns it off.
+pub(crate) fn secs_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    d.deserialize_i64(SecsOrZero)
+}
+
+/// `serde(deserialize_with)` for a map of rule name → window in seconds (0 = off).
+pub(crate) fn rule_windows<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<RuleName, u32>, D::Error> {
+    /// One map value, read with [`SecsOrZero`] while its span is still known.
+    struct Window(u32);
+    impl<'de> Deserialize<'de> for Window {
+        fn deserialize<D2: Deserializer<'de>>(d: D2) -> Result<Window, D2::Error> {
+            d.deserialize_i64(SecsOrZero).map(Window)
+        }
+    }
+    let raw = std::collections::BTreeMap::<RuleName, Window>::deserialize(d)?;
+    Ok(raw.into_iter().map(|(k, Window(v))| (k, v)).collect())
+}
+
 /// Checks a string inside the visitor, while the deserialiser still knows the value's span
 /// (an error raised after `String::deserialize` returns would point at the enclosing array).
 struct StrVisitor<T>(&'static str, fn(&str) -> Result<T, String>);

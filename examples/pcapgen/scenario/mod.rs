@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod detection;
 pub mod family;
+pub mod flood;
 pub mod mismatch;
 
 use std::io::Write;
@@ -57,7 +58,7 @@ pub mod hosts {
 }
 
 /// Every scenario: name and one-line description.
-pub const SCENARIOS: [(&str, &str); 26] = [
+pub const SCENARIOS: [(&str, &str); 30] = [
     (
         "demo",
         "README story: FTP upload of q3-finance.zip to an external server, plus background and one SMB-on-443",
@@ -144,6 +145,22 @@ pub const SCENARIOS: [(&str, &str); 26] = [
         "uploads of a hex-named .bin and of invoice.pdf.exe to two external servers",
     ),
     (
+        "flood-syn",
+        "1 M unanswered SYNs with random 5-tuples around an FTP upload to an external server (--count)",
+    ),
+    (
+        "flood-fragments",
+        "100 k overlapping IPv4 fragments that never complete, around an FTP upload (--count)",
+    ),
+    (
+        "flood-pasv",
+        "one FTP control channel with 100 k PASV replies and no data channel, around an FTP upload (--count)",
+    ),
+    (
+        "flood-tftp",
+        "100 k unanswered TFTP read requests, around an FTP upload (--count)",
+    ),
+    (
         "bench",
         "large mixed capture for throughput tests (--target-bytes, --seed)",
     ),
@@ -156,7 +173,7 @@ pub struct Options {
     pub target_bytes: u64,
     /// Transfer size of the detection scenarios that move one big body.
     pub size: Option<u64>,
-    /// Sessions of `ftp-repeated`.
+    /// Sessions of `ftp-repeated`, or the size of a flood.
     pub count: Option<u32>,
 }
 
@@ -165,10 +182,10 @@ pub fn build<W: Write>(name: &str, ctx: &mut Ctx<W>, opts: &Options) -> Result<(
     if opts.size.is_some() && !detection::SIZED.iter().any(|(n, _)| *n == name) {
         bail!("--size does not apply to scenario {name:?}");
     }
-    if opts.count.is_some() && name != "ftp-repeated" {
-        bail!("--count applies to ftp-repeated only");
+    if opts.count.is_some() && name != "ftp-repeated" && !flood::is_flood(name) {
+        bail!("--count applies to ftp-repeated and the flood scenarios only");
     }
-    if detection::build(name, ctx, opts)? {
+    if detection::build(name, ctx, opts)? || flood::build(name, ctx, opts)? {
         return Ok(());
     }
     match name {
