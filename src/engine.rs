@@ -510,7 +510,8 @@ struct Identified {
     probed: bool,
 }
 
-/// Feeds identification.
+/// Feeds identification (not inlined: see [`conclude`]).
+#[inline(never)]
 fn identify(
     flow: &mut Flow<FlowApp>,
     dir: Direction,
@@ -542,6 +543,36 @@ fn identify(
     }
 }
 
+/// Ends identification of `flow` (once, when it settles or the flow ends): decides directions
+/// still waiting for bytes, fixes the orientation, caches the labels, links an FTPS data
+/// channel and raises the mismatch verdict.
+///
+/// Not inlined, like [`identify`] and [`session_kind`]: these three are identification's
+/// whole share of a replay, and BENCHMARKS.md reads its cost off their inclusive
+/// instruction counts in a callgrind profile.
+#[inline(never)]
+fn conclude(
+    sessions: &mut SessionTable,
+    rep: &mut Reporter,
+    flow: &mut Flow<FlowApp>,
+    pcap_cnt: u64,
+    reason: &'static str,
+) {
+    if let Some(cls) = flow.app.classifier.as_mut() {
+        cls.finish();
+    }
+    if flow.app.judged {
+        return;
+    }
+    settle_orientation(flow);
+    flow.app.labels = flow.app.classifier.as_ref().map(Classifier::labels);
+    link_ftps_data(sessions, &rep.settings, flow);
+    flow.app.judged = true;
+    if rep.mismatch(flow, pcap_cnt, reason) {
+        flow.app.alerted = true;
+    }
+}
+
 /// The direction of `flow` whose payload is outbound, when it crosses the boundary.
 fn outbound_dir(settings: &EngineSettings, flow: &Flow<FlowApp>) -> Option<Direction> {
     let c = settings.zones.zone(flow.client_endpoint().0);
@@ -568,7 +599,9 @@ fn payload_split(flow: &Flow<FlowApp>, (dir, grown): (Direction, u64)) -> (u64, 
     }
 }
 
-/// The session protocol a flow's identification evidence proves, if any.
+/// The session protocol a flow's identification evidence proves, if any (not inlined: see
+/// [`conclude`]).
+#[inline(never)]
 fn session_kind(cls: &Classifier) -> Option<AppProto> {
     let labels = cls.labels();
     if labels.orig == Some(AppProto::Ftp) || labels.app_proto == AppProto::Ftps {
@@ -1352,13 +1385,7 @@ impl Engine {
         let Some(flow) = self.flows.get_mut(slot) else {
             return;
         };
-        settle_orientation(flow);
-        flow.app.labels = flow.app.classifier.as_ref().map(Classifier::labels);
-        link_ftps_data(&mut self.sessions, &self.rep.settings, flow);
-        flow.app.judged = true;
-        if self.rep.mismatch(flow, pcap_cnt, "active") {
-            flow.app.alerted = true;
-        }
+        conclude(&mut self.sessions, &mut self.rep, flow, pcap_cnt, "active");
     }
 
     /// A new flow that an announcement predicted joins its session. Returns true when the
@@ -1398,18 +1425,14 @@ impl Engine {
     }
 
     fn finish_flow(&mut self, flow: &mut Flow<FlowApp>, reason: EndReason) {
-        if let Some(cls) = flow.app.classifier.as_mut() {
-            cls.finish();
-        }
-        if !flow.app.judged {
-            settle_orientation(flow);
-            flow.app.labels = flow.app.classifier.as_ref().map(Classifier::labels);
-            link_ftps_data(&mut self.sessions, &self.rep.settings, flow);
-            flow.app.judged = true;
-            if self.rep.mismatch(flow, flow.last_pcap_cnt, reason.as_str()) {
-                flow.app.alerted = true;
-            }
-        }
+        let pcap_cnt = flow.last_pcap_cnt;
+        conclude(
+            &mut self.sessions,
+            &mut self.rep,
+            flow,
+            pcap_cnt,
+            reason.as_str(),
+        );
         let ended = self.session_ctx().flow_ending(flow);
         let mut rec = Reporter::flow_record(&self.rep.settings, flow, reason);
         if let Some((sid, role)) = flow.app.session
