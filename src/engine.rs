@@ -603,6 +603,10 @@ fn payload_split(flow: &Flow<FlowApp>, (dir, grown): (Direction, u64)) -> (u64, 
 /// [`conclude`]).
 #[inline(never)]
 fn session_kind(cls: &Classifier) -> Option<AppProto> {
+    // Most flows carry no file-transfer protocol: skip merging the directions for them.
+    if !cls.may_name_control() {
+        return None;
+    }
     let labels = cls.labels();
     if labels.orig == Some(AppProto::Ftp) || labels.app_proto == AppProto::Ftps {
         return Some(AppProto::Ftps);
@@ -1312,8 +1316,11 @@ impl Engine {
                         c.cut,
                     )
                 });
+                // A judged flow's identification is over for good (`wants_more` never turns
+                // true again), so its packets skip identification entirely.
                 if let Some((bytes, gap, cut)) = data
                     && flow.app.expected.is_none()
+                    && !flow.app.judged
                 {
                     // A cut datagram is still probed; a cut TCP segment breaks the stream.
                     let gap = gap || (pkt.proto == 6 && cut > 0);

@@ -506,13 +506,19 @@ impl Classifier {
             d.ev.push_head(payload);
             d.last_pcap_cnt = pcap_cnt;
         }
+        // The FTPS watcher judges this chunk by the state before probing, but runs after the
+        // probe: most flows are not FTP, and once the probe rules FTP out, only a pending
+        // upgrade can still change anything (see `watch_ftps`).
+        let ftps_open = l4 == L4::Tcp && ftps_watch_open(inner);
         if l4 == L4::Tcp {
             watch_smb(inner, dir, payload);
-            watch_ftps(inner, dir, payload, pcap_cnt);
         }
         let d = inner.dir_mut(dir);
         if matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing) {
             probe_step(l4, server_port, d, payload, pcap_cnt, budget);
+        }
+        if ftps_open {
+            watch_ftps(inner, dir, payload, pcap_cnt);
         }
     }
 
@@ -552,6 +558,27 @@ impl Classifier {
             .as_ref()
             .is_some_and(|i| i.ftps == FtpsWatch::Upgraded);
         merge(ts, tc, upgraded)
+    }
+
+    /// A cheap test to run before [`Classifier::labels`] when only a file-transfer control
+    /// protocol is of interest: false when neither direction matched ftp, ftps, smb or tftp,
+    /// neither is still probing (its pending outcome would need the probes run again) and
+    /// no explicit FTPS upgrade happened. Then neither the labels nor the evidence can name
+    /// such a protocol.
+    pub fn may_name_control(&self) -> bool {
+        let Some(inner) = &self.inner else {
+            return false;
+        };
+        let open = |d: &DirProbe| {
+            d.ev.state == ProbeState::Probing
+                || d.ev.signature.is_some_and(|s| {
+                    matches!(
+                        s.proto,
+                        AppProto::Ftp | AppProto::Ftps | AppProto::Smb | AppProto::Tftp
+                    )
+                })
+        };
+        inner.ftps == FtpsWatch::Upgraded || open(&inner.ts) || open(&inner.tc)
     }
 
     /// Evidence of one direction (an all-empty record before any payload).
@@ -822,14 +849,29 @@ fn ftps_watch_active(inner: &Inner) -> bool {
         && ftp_possible(&inner.tc)
 }
 
+/// Whether the FTPS watcher reads the next chunk: not upgraded yet, within its packet
+/// budget, and both directions may still be FTP.
+fn ftps_watch_open(inner: &Inner) -> bool {
+    inner.ftps != FtpsWatch::Upgraded
+        && inner.ftps_watched < FTPS_WATCH_PACKETS
+        && ftp_possible(&inner.ts)
+        && ftp_possible(&inner.tc)
+}
+
 /// Explicit FTPS: `AUTH TLS|SSL` in one direction, `234` from the other, then a TLS record
-/// from the AUTH sender. Runs while either direction may still be FTP.
+/// from the AUTH sender. Called for a chunk that [`ftps_watch_open`] admitted before the
+/// chunk was probed.
+///
+/// If probing that chunk ruled FTP out, the watcher never reads again (FTP stays ruled
+/// out), so a new `AuthSent`/`Accepted` state or the packet count could no longer matter:
+/// only an upgrade completed by this very chunk can. That saves scanning the first lines of
+/// every non-FTP flow for `AUTH`.
 fn watch_ftps(inner: &mut Inner, dir: Direction, payload: &[u8], pcap_cnt: u64) {
-    if inner.ftps == FtpsWatch::Upgraded
-        || inner.ftps_watched >= FTPS_WATCH_PACKETS
-        || !ftp_possible(&inner.ts)
-        || !ftp_possible(&inner.tc)
-    {
+    if !(ftp_possible(&inner.ts) && ftp_possible(&inner.tc)) {
+        if inner.ftps == FtpsWatch::Accepted(dir) && tls::is_handshake_record_start(payload) {
+            inner.ftps_pcap_cnt = Some(pcap_cnt);
+            inner.ftps = FtpsWatch::Upgraded;
+        }
         return;
     }
     inner.ftps_watched = inner.ftps_watched.saturating_add(1);
