@@ -93,6 +93,13 @@ impl PortPolicy {
             .collect()
     }
 
+    /// True if the policy lists any protocol for `port`.
+    pub fn lists_port(&self, port: u16) -> bool {
+        self.by_port
+            .binary_search_by_key(&port, |&(p, _)| p)
+            .is_ok()
+    }
+
     fn listed(&self, proto: AppProto, port: u16) -> bool {
         self.by_port.binary_search(&(port, proto)).is_ok()
     }
@@ -276,6 +283,11 @@ pub fn judge_all(
     }
     let found = labels.app_proto;
     let port = server_port;
+    // Most flows: no control protocol found, directions agree, and the policy does not list
+    // the port. None of the three rules below can fire; skip building their lists.
+    if !is_control(found) && !labels.disagree() && !policy.lists_port(port) {
+        return out;
+    }
     // An upgraded control channel (ftp → ftps) may use the ports of what it was.
     let allowed_as = |p: AppProto| {
         policy.allows(p, port, server_ip)
