@@ -524,17 +524,24 @@ fn identify(
     pcap_cnt: u64,
     budget: &Budget,
 ) -> Identified {
-    let (_, cport) = flow.client_endpoint();
-    let (_, sport) = flow.server_endpoint();
-    let app = &mut flow.app;
-    let cls = app.classifier.get_or_insert_with(|| {
+    // The ports are read only for a new classifier: most calls find one.
+    if flow.app.classifier.is_none() {
         let l4 = match proto {
             6 => L4::Tcp,
             17 => L4::Udp,
             _ => L4::Other,
         };
-        Classifier::new(l4, cport, sport)
-    });
+        let (_, cport) = flow.client_endpoint();
+        let (_, sport) = flow.server_endpoint();
+        flow.app.classifier = Some(Classifier::new(l4, cport, sport));
+    }
+    let app = &mut flow.app;
+    let Some(cls) = app.classifier.as_mut() else {
+        return Identified {
+            judge_now: false,
+            probed: false,
+        };
+    };
     // A hole breaks a TCP stream for the probes; a UDP datagram stands alone.
     let probed = cls.wants_more() && (proto == 17 || !gap);
     if probed {

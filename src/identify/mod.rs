@@ -322,6 +322,9 @@ impl DirEvidence {
 
     fn push_head(&mut self, payload: &[u8]) {
         let have = usize::from(self.head_len);
+        if have >= HEAD_LEN {
+            return;
+        }
         let Some(free) = self.head.get_mut(have..) else {
             return;
         };
@@ -694,21 +697,16 @@ fn run_probes(
     dead: u16,
     at_end: bool,
 ) -> (ProbeResult, u16) {
-    let pref = preferred_probe(l4, server_port);
-    let order = PROBES
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| Some(p.id) == pref)
-        .chain(
-            PROBES
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| Some(p.id) != pref),
-        );
+    let pref = preferred_probe(l4, server_port)
+        .and_then(|id| PROBES.iter().position(|p| p.id == id && p.l4 == l4));
+    let order = pref
+        .into_iter()
+        .chain((0..PROBES.len()).filter(|&i| Some(i) != pref));
     let mut dead = dead;
     let mut need_more = false;
-    for (i, p) in order {
+    for i in order {
         let bit = 1u16 << i;
+        let Some(p) = PROBES.get(i) else { continue };
         if p.l4 != l4 || dead & bit != 0 {
             continue;
         }
@@ -939,7 +937,9 @@ fn backing(s: &Signature, peer: Outcome) -> Backing {
     };
     let silent = peer == Outcome::Silent;
     let unknown = peer == Outcome::Unknown;
-    match s.name {
+    // Only FTP signatures have special rules: skip comparing names for the rest.
+    let name = if s.proto == AppProto::Ftp { s.name } else { "" };
+    match name {
         ftp::SIG_COMMAND => match peer_sig.map(|p| p.name) {
             Some(ftp::SIG_BANNER | ftp::SIG_BANNER_GENERIC | ftp::SIG_REPLY) => Backing::Confirmed,
             None if silent => Backing::Tentative,
