@@ -455,6 +455,10 @@ pub struct Classifier {
     l4: L4,
     client_port: u16,
     server_port: u16,
+    /// [`Classifier::wants_more`], kept up to date by every call that changes the state:
+    /// the engine asks twice per packet, and recomputing it walked both directions and
+    /// both watchers each time.
+    wants: bool,
     inner: Option<Box<Inner>>,
 }
 
@@ -482,6 +486,7 @@ impl Classifier {
             l4,
             client_port,
             server_port,
+            wants: true,
             inner: None,
         }
     }
@@ -523,19 +528,13 @@ impl Classifier {
         if ftps_open {
             watch_ftps(inner, dir, payload, pcap_cnt);
         }
+        self.wants = inner_wants_more(inner);
     }
 
     /// False once both directions are decided and no watcher needs more bytes, so the flow
     /// can stop feeding.
-    pub fn wants_more(&self) -> bool {
-        let Some(inner) = &self.inner else {
-            return true;
-        };
-        let open = |d: &DirProbe| matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing);
-        if open(&inner.ts) || open(&inner.tc) {
-            return true;
-        }
-        ftps_watch_active(inner) || smb_watch_active(inner)
+    pub const fn wants_more(&self) -> bool {
+        self.wants
     }
 
     /// Decides directions still waiting for bytes as if their stream had ended (call at flow
@@ -543,11 +542,16 @@ impl Classifier {
     pub fn finish(&mut self) {
         let (l4, server_port) = (self.l4, self.server_port);
         let Some(inner) = &mut self.inner else { return };
+        let mut changed = false;
         for d in [&mut inner.ts, &mut inner.tc] {
             if d.ev.state == ProbeState::Probing {
                 let out = pending_outcome(l4, server_port, d);
                 apply_outcome(d, out);
+                changed = true;
             }
+        }
+        if changed {
+            self.wants = inner_wants_more(inner);
         }
     }
 
@@ -837,6 +841,13 @@ fn ftp_possible(d: &DirProbe) -> bool {
         ProbeState::Matched => is_ftp_sig(d),
         ProbeState::Unknown => false,
     }
+}
+
+/// See [`Classifier::wants_more`]. Symmetric in the two directions, so swapping sides
+/// leaves it unchanged.
+fn inner_wants_more(inner: &Inner) -> bool {
+    let open = |d: &DirProbe| matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing);
+    open(&inner.ts) || open(&inner.tc) || ftps_watch_active(inner) || smb_watch_active(inner)
 }
 
 fn ftps_watch_active(inner: &Inner) -> bool {

@@ -672,6 +672,9 @@ proptest! {
     ) {
         let budget = Budget { max_bytes, max_packets };
         let mut c = Classifier::new(l4, 1234, port);
+        // Labels and SMB details when the classifier first stopped wanting bytes: the engine
+        // stops feeding a judged flow, which is only right if nothing changes after that.
+        let mut settled = None;
         for (i, (to_server, bytes)) in chunks.iter().enumerate() {
             let dir = if *to_server { TS } else { TC };
             c.feed(dir, bytes, i as u64, &budget);
@@ -679,8 +682,21 @@ proptest! {
                 prop_assert!(inner.ts.buf.capacity() <= max_bytes.max(1));
                 prop_assert!(inner.tc.buf.capacity() <= max_bytes.max(1));
             }
-            let _ = (c.labels(), c.wants_more(), c.smb_info());
+            // The cached answer is the computed one.
+            prop_assert_eq!(c.wants_more(), c.inner.as_deref().is_none_or(inner_wants_more));
+            let now = (c.labels(), c.smb_info(), c.ftps_upgrade_pcap_cnt());
+            match settled {
+                Some(before) => {
+                    prop_assert!(!c.wants_more());
+                    prop_assert_eq!(before, now);
+                }
+                None if !c.wants_more() => settled = Some(now),
+                None => {}
+            }
         }
+        let mut swapped = c.clone();
+        swapped.swap_sides();
+        prop_assert_eq!(swapped.wants_more(), c.wants_more());
         for d in [TS, TC] {
             let ev = c.evidence(d);
             prop_assert!(ev.bytes_probed as usize <= max_bytes);
@@ -688,6 +704,7 @@ proptest! {
             prop_assert!(ev.head().len() <= HEAD_LEN);
         }
         c.finish();
+        prop_assert_eq!(c.wants_more(), c.inner.as_deref().is_none_or(inner_wants_more));
         let l = c.labels();
         prop_assert_eq!(l.ts.is_some(), l.tc.is_some());
     }

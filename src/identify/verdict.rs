@@ -266,6 +266,12 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// True when none of the three rules can fire, which is most flows: no control protocol
+/// found, the directions agree, and the policy lists nothing for the port.
+fn quiet(labels: &Labels, server_port: u16, policy: &PortPolicy) -> bool {
+    !is_control(labels.app_proto) && !labels.disagree() && !policy.lists_port(server_port)
+}
+
 /// Every verdict for a finished flow, in the order port-mismatch, expected-protocol-absent,
 /// direction-disagreement. Allocates only when a verdict is raised.
 pub fn judge_all(
@@ -281,13 +287,11 @@ pub fn judge_all(
     if linked || (payload_ts == 0 && payload_tc == 0) {
         return out;
     }
-    let found = labels.app_proto;
-    let port = server_port;
-    // Most flows: no control protocol found, directions agree, and the policy does not list
-    // the port. None of the three rules below can fire; skip building their lists.
-    if !is_control(found) && !labels.disagree() && !policy.lists_port(port) {
+    if quiet(labels, server_port, policy) {
         return out;
     }
+    let found = labels.app_proto;
+    let port = server_port;
     // An upgraded control channel (ftp → ftps) may use the ports of what it was.
     let allowed_as = |p: AppProto| {
         policy.allows(p, port, server_ip)
@@ -347,6 +351,9 @@ pub fn judge(
     payload_tc: u64,
     policy: &PortPolicy,
 ) -> Option<Verdict> {
+    if quiet(labels, server_port, policy) {
+        return None;
+    }
     judge_all(
         labels,
         linked,
