@@ -513,6 +513,14 @@ impl Classifier {
             let d = inner.dir_mut(dir);
             d.ev.push_head(payload);
             d.last_pcap_cnt = pcap_cnt;
+            if !matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing) {
+                // Decided: only a watcher may still read this direction (most such chunks
+                // are SMB message bodies the NBSS watcher skips).
+                if l4 == L4::Tcp && watch_decided(inner, dir, payload, pcap_cnt) {
+                    self.wants = inner_wants_more(inner);
+                }
+                return;
+            }
         }
         // The FTPS watcher judges this chunk by the state before probing, but runs after the
         // probe: most flows are not FTP, and once the probe rules FTP out, only a pending
@@ -906,6 +914,26 @@ fn watch_ftps(inner: &mut Inner, dir: Direction, payload: &[u8], pcap_cnt: u64) 
             }
         }
     };
+}
+
+/// The watchers' part of [`Classifier::feed`] for a direction already decided (matched or
+/// unknown), where "may still be FTP/SMB" reduces to "matched FTP/SMB". Returns true when
+/// something [`inner_wants_more`] reads may have changed.
+fn watch_decided(inner: &mut Inner, dir: Direction, payload: &[u8], pcap_cnt: u64) -> bool {
+    let mut changed = false;
+    let (d, seen) = match dir {
+        Direction::ToServer => (&mut inner.ts, &mut inner.smb),
+        Direction::ToClient => (&mut inner.tc, &mut inner.smb),
+    };
+    if !d.nbss.done && is_smb_sig(d) {
+        smb::track(&mut d.nbss, seen, payload);
+        changed |= d.nbss.done;
+    }
+    if is_ftp_sig(inner.dir(dir)) && ftps_watch_open(inner) {
+        watch_ftps(inner, dir, payload, pcap_cnt);
+        changed = true;
+    }
+    changed
 }
 
 fn is_smb_sig(d: &DirProbe) -> bool {
