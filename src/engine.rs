@@ -128,13 +128,15 @@ pub struct FlowApp {
 /// If the matched bytes prove the heuristic picked the wrong client (a midstream pickup),
 /// swap the ends before anything is judged or written. A seen SYN always wins.
 fn settle_orientation(flow: &mut Flow<FlowApp>) {
-    let saw_syn = flow.dirs.iter().any(|d| d.syn);
+    if flow.dirs.iter().any(|d| d.syn) {
+        return;
+    }
     let swapped = flow
         .app
         .classifier
         .as_ref()
         .and_then(Classifier::sides_swapped);
-    if !saw_syn && swapped == Some(true) {
+    if swapped == Some(true) {
         flow.swap_sides();
         if let Some(cls) = flow.app.classifier.as_mut() {
             cls.swap_sides();

@@ -1038,6 +1038,34 @@ fn compatible(a: AppProto, b: AppProto) -> Option<AppProto> {
 
 /// Merges the two directions into the flow's labels (see the module docs).
 fn merge(ts: Outcome, tc: Outcome, ftps_upgraded: bool) -> Labels {
+    // Most flows: a self-sufficient signature on one side, and on the other the same
+    // protocol the same way, or nothing. FTP is left to the full rules (corroboration,
+    // the FTPS upgrade).
+    let plain = |o: Outcome| match o {
+        Outcome::Sig(s) if !s.needs_peer && s.proto != AppProto::Ftp => Some(s.proto),
+        _ => None,
+    };
+    let quiet = |o: Outcome| matches!(o, Outcome::Silent | Outcome::Unknown);
+    let agreed = match (plain(ts), plain(tc)) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        (Some(a), None) if quiet(tc) => Some(a),
+        (None, Some(b)) if quiet(ts) => Some(b),
+        _ => None,
+    };
+    match agreed {
+        Some(app_proto) => Labels {
+            app_proto,
+            ts: None,
+            tc: None,
+            orig: None,
+            tentative: false,
+        },
+        None => merge_rules(ts, tc, ftps_upgraded),
+    }
+}
+
+/// [`merge`] without its shortcut: corroboration, disagreement and the FTPS upgrade.
+fn merge_rules(ts: Outcome, tc: Outcome, ftps_upgraded: bool) -> Labels {
     let l_ts = direction_label(ts, tc);
     let l_tc = direction_label(tc, ts);
     let mut labels = Labels {

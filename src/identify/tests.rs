@@ -709,3 +709,50 @@ proptest! {
         prop_assert_eq!(l.ts.is_some(), l.tc.is_some());
     }
 }
+
+/// The shortcut in `merge` gives what the full rules give, for every pair of outcomes built
+/// from the protocols and a sample of signature names (FTP's special ones included), with and
+/// without the FTPS upgrade.
+#[test]
+fn merge_shortcut_matches_the_full_rules() {
+    let protos = [
+        AppProto::Ftp,
+        AppProto::Ftps,
+        AppProto::Smb,
+        AppProto::Tftp,
+        AppProto::TftpData,
+        AppProto::Http,
+        AppProto::Tls,
+        AppProto::Ssh,
+        AppProto::Dns,
+        AppProto::Smtp,
+    ];
+    let names = [
+        ftp::SIG_BANNER,
+        ftp::SIG_BANNER_GENERIC,
+        ftp::SIG_COMMAND,
+        ftp::SIG_COMMAND_SHARED,
+        ftp::SIG_REPLY,
+        tls::SIG_CLIENT_HELLO,
+        smb::SIG_POSITIVE,
+    ];
+    let mut outcomes = vec![Outcome::Silent, Outcome::Unknown];
+    for proto in protos {
+        for name in names {
+            for needs_peer in [false, true] {
+                outcomes.push(Outcome::Sig(sig(proto, name, 0, Role::Client, needs_peer)));
+            }
+        }
+    }
+    for &ts in &outcomes {
+        for &tc in &outcomes {
+            for upgraded in [false, true] {
+                assert_eq!(
+                    merge(ts, tc, upgraded),
+                    merge_rules(ts, tc, upgraded),
+                    "{ts:?} / {tc:?} / upgraded {upgraded}"
+                );
+            }
+        }
+    }
+}
