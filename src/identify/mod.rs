@@ -162,6 +162,29 @@ pub enum ProbeId {
     Tftp,
 }
 
+impl ProbeId {
+    /// This probe's row in [`PROBES`] (checked by a test), so probing does not search the
+    /// table for it.
+    pub const fn row(self) -> usize {
+        match self {
+            ProbeId::Smb => 0,
+            ProbeId::Tls => 1,
+            ProbeId::Http => 2,
+            ProbeId::Ssh => 3,
+            ProbeId::Ftp => 4,
+            ProbeId::Smtp => 5,
+            ProbeId::DnsTcp => 6,
+            ProbeId::Tftp => 7,
+            ProbeId::DnsUdp => 8,
+        }
+    }
+
+    /// This probe's bit in a direction's mask of probes that said no.
+    const fn bit(self) -> u16 {
+        1 << self.row()
+    }
+}
+
 /// One row of the probe table.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeDef {
@@ -709,8 +732,7 @@ fn run_probes(
     dead: u16,
     at_end: bool,
 ) -> (ProbeResult, u16) {
-    let pref = preferred_probe(l4, server_port)
-        .and_then(|id| PROBES.iter().position(|p| p.id == id && p.l4 == l4));
+    let pref = preferred_probe(l4, server_port).map(ProbeId::row);
     let order = pref
         .into_iter()
         .chain((0..PROBES.len()).filter(|&i| Some(i) != pref));
@@ -839,10 +861,7 @@ fn is_ftp_sig(d: &DirProbe) -> bool {
 }
 
 fn ftp_possible(d: &DirProbe) -> bool {
-    let ftp_bit = PROBES
-        .iter()
-        .position(|p| p.id == ProbeId::Ftp)
-        .map_or(0, |i| 1u16 << i);
+    let ftp_bit = ProbeId::Ftp.bit();
     match d.ev.state {
         ProbeState::Idle => true,
         ProbeState::Probing => d.dead & ftp_bit == 0,
@@ -949,10 +968,7 @@ fn smb_watch_active(inner: &Inner) -> bool {
 
 /// Follows NBSS framing in `dir` while the direction is SMB or may still become SMB.
 fn watch_smb(inner: &mut Inner, dir: Direction, payload: &[u8]) {
-    let smb_bit = PROBES
-        .iter()
-        .position(|p| p.id == ProbeId::Smb)
-        .map_or(0, |i| 1u16 << i);
+    let smb_bit = ProbeId::Smb.bit();
     let (d, seen) = match dir {
         Direction::ToServer => (&mut inner.ts, &mut inner.smb),
         Direction::ToClient => (&mut inner.tc, &mut inner.smb),

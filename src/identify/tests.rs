@@ -756,3 +756,10 @@ fn merge_shortcut_matches_the_full_rules() {
         }
     }
 }
+
+#[test]
+fn probe_rows_match_the_table() {
+    for (i, p) in PROBES.iter().enumerate() {
+        assert_eq!(p.id.row(), i, "{:?}", p.id);
+    }
+}

@@ -342,6 +342,8 @@ pub fn judge_all(
 }
 
 /// The most important verdict for a finished flow, if any (the first of [`judge_all`]).
+/// Inlined so that the common quiet case costs the caller a few comparisons.
+#[inline]
 pub fn judge(
     labels: &Labels,
     linked: bool,
