@@ -571,6 +571,10 @@ impl Classifier {
     /// Decides directions still waiting for bytes as if their stream had ended (call at flow
     /// end so [`Classifier::evidence`] shows the final state).
     pub fn finish(&mut self) {
+        // Nothing is probing once the classifier stopped wanting bytes.
+        if !self.wants {
+            return;
+        }
         let (l4, server_port) = (self.l4, self.server_port);
         let Some(inner) = &mut self.inner else { return };
         let mut changed = false;
