@@ -147,13 +147,15 @@ pub struct FlowApp {
 /// If the matched bytes prove the heuristic picked the wrong client (a midstream pickup),
 /// swap the ends before anything is judged or written. A seen SYN always wins.
 fn settle_orientation(flow: &mut Flow<FlowApp>) {
-    let saw_syn = flow.dirs.iter().any(|d| d.syn);
+    if flow.dirs.iter().any(|d| d.syn) {
+        return;
+    }
     let swapped = flow
         .app
         .classifier
         .as_ref()
         .and_then(Classifier::sides_swapped);
-    if !saw_syn && swapped == Some(true) {
+    if swapped == Some(true) {
         flow.swap_sides();
         if let Some(cls) = flow.app.classifier.as_mut() {
             cls.swap_sides();
@@ -224,10 +226,13 @@ fn identification(cls: &Classifier, budget: &Budget) -> Identification {
 }
 
 fn hex(b: &[u8]) -> String {
-    use std::fmt::Write as _;
+    // A table, not `write!("{:02x}")`: formatting each byte cost ~100 instructions.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digit = |n: u8| char::from(DIGITS.get(usize::from(n & 0xf)).copied().unwrap_or(b'0'));
     let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        let _ = write!(s, "{x:02x}");
+    for &x in b {
+        s.push(digit(x >> 4));
+        s.push(digit(x));
     }
     s
 }
@@ -526,7 +531,8 @@ struct Identified {
     probed: bool,
 }
 
-/// Feeds identification.
+/// Feeds identification (not inlined: see [`conclude`]).
+#[inline(never)]
 fn identify(
     flow: &mut Flow<FlowApp>,
     dir: Direction,
@@ -536,17 +542,24 @@ fn identify(
     pcap_cnt: u64,
     budget: &Budget,
 ) -> Identified {
-    let (_, cport) = flow.client_endpoint();
-    let (_, sport) = flow.server_endpoint();
-    let app = &mut flow.app;
-    let cls = app.classifier.get_or_insert_with(|| {
+    // The ports are read only for a new classifier: most calls find one.
+    if flow.app.classifier.is_none() {
         let l4 = match proto {
             6 => L4::Tcp,
             17 => L4::Udp,
             _ => L4::Other,
         };
-        Classifier::new(l4, cport, sport)
-    });
+        let (_, cport) = flow.client_endpoint();
+        let (_, sport) = flow.server_endpoint();
+        flow.app.classifier = Some(Classifier::new(l4, cport, sport));
+    }
+    let app = &mut flow.app;
+    let Some(cls) = app.classifier.as_mut() else {
+        return Identified {
+            judge_now: false,
+            probed: false,
+        };
+    };
     // A hole breaks a TCP stream for the probes; a UDP datagram stands alone.
     let probed = cls.wants_more() && (proto == 17 || !gap);
     if probed {
@@ -555,6 +568,36 @@ fn identify(
     Identified {
         judge_now: !cls.wants_more() && !app.judged,
         probed,
+    }
+}
+
+/// Ends identification of `flow` (once, when it settles or the flow ends): decides directions
+/// still waiting for bytes, fixes the orientation, caches the labels, links an FTPS data
+/// channel and raises the mismatch verdict.
+///
+/// Not inlined, like [`identify`] and [`session_kind`]: these three are identification's
+/// whole share of a replay, and BENCHMARKS.md reads its cost off their inclusive
+/// instruction counts in a callgrind profile.
+#[inline(never)]
+fn conclude(
+    sessions: &mut SessionTable,
+    rep: &mut Reporter,
+    flow: &mut Flow<FlowApp>,
+    pcap_cnt: u64,
+    reason: &'static str,
+) {
+    if let Some(cls) = flow.app.classifier.as_mut() {
+        cls.finish();
+    }
+    if flow.app.judged {
+        return;
+    }
+    settle_orientation(flow);
+    flow.app.labels = flow.app.classifier.as_ref().map(Classifier::labels);
+    link_ftps_data(sessions, &rep.settings, flow);
+    flow.app.judged = true;
+    if rep.mismatch(flow, pcap_cnt, reason) {
+        flow.app.alerted = true;
     }
 }
 
@@ -584,8 +627,14 @@ fn payload_split(flow: &Flow<FlowApp>, (dir, grown): (Direction, u64)) -> (u64, 
     }
 }
 
-/// The session protocol a flow's identification evidence proves, if any.
+/// The session protocol a flow's identification evidence proves, if any (not inlined: see
+/// [`conclude`]).
+#[inline(never)]
 fn session_kind(cls: &Classifier) -> Option<AppProto> {
+    // Most flows carry no file-transfer protocol: skip merging the directions for them.
+    if !cls.may_name_control() {
+        return None;
+    }
     let labels = cls.labels();
     if labels.orig == Some(AppProto::Ftp) || labels.app_proto == AppProto::Ftps {
         return Some(AppProto::Ftps);
@@ -1310,8 +1359,11 @@ impl Engine {
                         c.cut,
                     )
                 });
+                // A judged flow's identification is over for good (`wants_more` never turns
+                // true again), so its packets skip identification entirely.
                 if let Some((bytes, gap, cut)) = data
                     && flow.app.expected.is_none()
+                    && !flow.app.judged
                 {
                     // A cut datagram is still probed; a cut TCP segment breaks the stream.
                     let gap = gap || (pkt.proto == 6 && cut > 0);
@@ -1383,13 +1435,7 @@ impl Engine {
         let Some(flow) = self.flows.get_mut(slot) else {
             return;
         };
-        settle_orientation(flow);
-        flow.app.labels = flow.app.classifier.as_ref().map(Classifier::labels);
-        link_ftps_data(&mut self.sessions, &self.rep.settings, flow);
-        flow.app.judged = true;
-        if self.rep.mismatch(flow, pcap_cnt, "active") {
-            flow.app.alerted = true;
-        }
+        conclude(&mut self.sessions, &mut self.rep, flow, pcap_cnt, "active");
     }
 
     /// A new flow that an announcement predicted joins its session. Returns true when the
@@ -1429,18 +1475,14 @@ impl Engine {
     }
 
     fn finish_flow(&mut self, flow: &mut Flow<FlowApp>, reason: EndReason) {
-        if let Some(cls) = flow.app.classifier.as_mut() {
-            cls.finish();
-        }
-        if !flow.app.judged {
-            settle_orientation(flow);
-            flow.app.labels = flow.app.classifier.as_ref().map(Classifier::labels);
-            link_ftps_data(&mut self.sessions, &self.rep.settings, flow);
-            flow.app.judged = true;
-            if self.rep.mismatch(flow, flow.last_pcap_cnt, reason.as_str()) {
-                flow.app.alerted = true;
-            }
-        }
+        let pcap_cnt = flow.last_pcap_cnt;
+        conclude(
+            &mut self.sessions,
+            &mut self.rep,
+            flow,
+            pcap_cnt,
+            reason.as_str(),
+        );
         let ended = self.session_ctx().flow_ending(flow);
         let mut rec = Reporter::flow_record(&self.rep.settings, flow, reason);
         if let Some((sid, role)) = flow.app.session

@@ -162,6 +162,29 @@ pub enum ProbeId {
     Tftp,
 }
 
+impl ProbeId {
+    /// This probe's row in [`PROBES`] (checked by a test), so probing does not search the
+    /// table for it.
+    pub const fn row(self) -> usize {
+        match self {
+            ProbeId::Smb => 0,
+            ProbeId::Tls => 1,
+            ProbeId::Http => 2,
+            ProbeId::Ssh => 3,
+            ProbeId::Ftp => 4,
+            ProbeId::Smtp => 5,
+            ProbeId::DnsTcp => 6,
+            ProbeId::Tftp => 7,
+            ProbeId::DnsUdp => 8,
+        }
+    }
+
+    /// This probe's bit in a direction's mask of probes that said no.
+    const fn bit(self) -> u16 {
+        1 << self.row()
+    }
+}
+
 /// One row of the probe table.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeDef {
@@ -322,6 +345,9 @@ impl DirEvidence {
 
     fn push_head(&mut self, payload: &[u8]) {
         let have = usize::from(self.head_len);
+        if have >= HEAD_LEN {
+            return;
+        }
         let Some(free) = self.head.get_mut(have..) else {
             return;
         };
@@ -452,6 +478,10 @@ pub struct Classifier {
     l4: L4,
     client_port: u16,
     server_port: u16,
+    /// [`Classifier::wants_more`], kept up to date by every call that changes the state:
+    /// the engine asks twice per packet, and recomputing it walked both directions and
+    /// both watchers each time.
+    wants: bool,
     inner: Option<Box<Inner>>,
 }
 
@@ -479,6 +509,7 @@ impl Classifier {
             l4,
             client_port,
             server_port,
+            wants: true,
             inner: None,
         }
     }
@@ -505,40 +536,57 @@ impl Classifier {
             let d = inner.dir_mut(dir);
             d.ev.push_head(payload);
             d.last_pcap_cnt = pcap_cnt;
+            if !matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing) {
+                // Decided: only a watcher may still read this direction (most such chunks
+                // are SMB message bodies the NBSS watcher skips).
+                if l4 == L4::Tcp && watch_decided(inner, dir, payload, pcap_cnt) {
+                    self.wants = inner_wants_more(inner);
+                }
+                return;
+            }
         }
+        // The FTPS watcher judges this chunk by the state before probing, but runs after the
+        // probe: most flows are not FTP, and once the probe rules FTP out, only a pending
+        // upgrade can still change anything (see `watch_ftps`).
+        let ftps_open = l4 == L4::Tcp && ftps_watch_open(inner);
         if l4 == L4::Tcp {
             watch_smb(inner, dir, payload);
-            watch_ftps(inner, dir, payload, pcap_cnt);
         }
         let d = inner.dir_mut(dir);
         if matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing) {
             probe_step(l4, server_port, d, payload, pcap_cnt, budget);
         }
+        if ftps_open {
+            watch_ftps(inner, dir, payload, pcap_cnt);
+        }
+        self.wants = inner_wants_more(inner);
     }
 
     /// False once both directions are decided and no watcher needs more bytes, so the flow
     /// can stop feeding.
-    pub fn wants_more(&self) -> bool {
-        let Some(inner) = &self.inner else {
-            return true;
-        };
-        let open = |d: &DirProbe| matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing);
-        if open(&inner.ts) || open(&inner.tc) {
-            return true;
-        }
-        ftps_watch_active(inner) || smb_watch_active(inner)
+    pub const fn wants_more(&self) -> bool {
+        self.wants
     }
 
     /// Decides directions still waiting for bytes as if their stream had ended (call at flow
     /// end so [`Classifier::evidence`] shows the final state).
     pub fn finish(&mut self) {
+        // Nothing is probing once the classifier stopped wanting bytes.
+        if !self.wants {
+            return;
+        }
         let (l4, server_port) = (self.l4, self.server_port);
         let Some(inner) = &mut self.inner else { return };
+        let mut changed = false;
         for d in [&mut inner.ts, &mut inner.tc] {
             if d.ev.state == ProbeState::Probing {
                 let out = pending_outcome(l4, server_port, d);
                 apply_outcome(d, out);
+                changed = true;
             }
+        }
+        if changed {
+            self.wants = inner_wants_more(inner);
         }
     }
 
@@ -552,6 +600,27 @@ impl Classifier {
             .as_ref()
             .is_some_and(|i| i.ftps == FtpsWatch::Upgraded);
         merge(ts, tc, upgraded)
+    }
+
+    /// A cheap test to run before [`Classifier::labels`] when only a file-transfer control
+    /// protocol is of interest: false when neither direction matched ftp, ftps, smb or tftp,
+    /// neither is still probing (its pending outcome would need the probes run again) and
+    /// no explicit FTPS upgrade happened. Then neither the labels nor the evidence can name
+    /// such a protocol.
+    pub fn may_name_control(&self) -> bool {
+        let Some(inner) = &self.inner else {
+            return false;
+        };
+        let open = |d: &DirProbe| {
+            d.ev.state == ProbeState::Probing
+                || d.ev.signature.is_some_and(|s| {
+                    matches!(
+                        s.proto,
+                        AppProto::Ftp | AppProto::Ftps | AppProto::Smb | AppProto::Tftp
+                    )
+                })
+        };
+        inner.ftps == FtpsWatch::Upgraded || open(&inner.ts) || open(&inner.tc)
     }
 
     /// Evidence of one direction (an all-empty record before any payload).
@@ -667,21 +736,15 @@ fn run_probes(
     dead: u16,
     at_end: bool,
 ) -> (ProbeResult, u16) {
-    let pref = preferred_probe(l4, server_port);
-    let order = PROBES
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| Some(p.id) == pref)
-        .chain(
-            PROBES
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| Some(p.id) != pref),
-        );
+    let pref = preferred_probe(l4, server_port).map(ProbeId::row);
+    let order = pref
+        .into_iter()
+        .chain((0..PROBES.len()).filter(|&i| Some(i) != pref));
     let mut dead = dead;
     let mut need_more = false;
-    for (i, p) in order {
+    for i in order {
         let bit = 1u16 << i;
+        let Some(p) = PROBES.get(i) else { continue };
         if p.l4 != l4 || dead & bit != 0 {
             continue;
         }
@@ -802,16 +865,20 @@ fn is_ftp_sig(d: &DirProbe) -> bool {
 }
 
 fn ftp_possible(d: &DirProbe) -> bool {
-    let ftp_bit = PROBES
-        .iter()
-        .position(|p| p.id == ProbeId::Ftp)
-        .map_or(0, |i| 1u16 << i);
+    let ftp_bit = ProbeId::Ftp.bit();
     match d.ev.state {
         ProbeState::Idle => true,
         ProbeState::Probing => d.dead & ftp_bit == 0,
         ProbeState::Matched => is_ftp_sig(d),
         ProbeState::Unknown => false,
     }
+}
+
+/// See [`Classifier::wants_more`]. Symmetric in the two directions, so swapping sides
+/// leaves it unchanged.
+fn inner_wants_more(inner: &Inner) -> bool {
+    let open = |d: &DirProbe| matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing);
+    open(&inner.ts) || open(&inner.tc) || ftps_watch_active(inner) || smb_watch_active(inner)
 }
 
 fn ftps_watch_active(inner: &Inner) -> bool {
@@ -822,14 +889,29 @@ fn ftps_watch_active(inner: &Inner) -> bool {
         && ftp_possible(&inner.tc)
 }
 
+/// Whether the FTPS watcher reads the next chunk: not upgraded yet, within its packet
+/// budget, and both directions may still be FTP.
+fn ftps_watch_open(inner: &Inner) -> bool {
+    inner.ftps != FtpsWatch::Upgraded
+        && inner.ftps_watched < FTPS_WATCH_PACKETS
+        && ftp_possible(&inner.ts)
+        && ftp_possible(&inner.tc)
+}
+
 /// Explicit FTPS: `AUTH TLS|SSL` in one direction, `234` from the other, then a TLS record
-/// from the AUTH sender. Runs while either direction may still be FTP.
+/// from the AUTH sender. Called for a chunk that [`ftps_watch_open`] admitted before the
+/// chunk was probed.
+///
+/// If probing that chunk ruled FTP out, the watcher never reads again (FTP stays ruled
+/// out), so a new `AuthSent`/`Accepted` state or the packet count could no longer matter:
+/// only an upgrade completed by this very chunk can. That saves scanning the first lines of
+/// every non-FTP flow for `AUTH`.
 fn watch_ftps(inner: &mut Inner, dir: Direction, payload: &[u8], pcap_cnt: u64) {
-    if inner.ftps == FtpsWatch::Upgraded
-        || inner.ftps_watched >= FTPS_WATCH_PACKETS
-        || !ftp_possible(&inner.ts)
-        || !ftp_possible(&inner.tc)
-    {
+    if !(ftp_possible(&inner.ts) && ftp_possible(&inner.tc)) {
+        if inner.ftps == FtpsWatch::Accepted(dir) && tls::is_handshake_record_start(payload) {
+            inner.ftps_pcap_cnt = Some(pcap_cnt);
+            inner.ftps = FtpsWatch::Upgraded;
+        }
         return;
     }
     inner.ftps_watched = inner.ftps_watched.saturating_add(1);
@@ -857,6 +939,26 @@ fn watch_ftps(inner: &mut Inner, dir: Direction, payload: &[u8], pcap_cnt: u64) 
     };
 }
 
+/// The watchers' part of [`Classifier::feed`] for a direction already decided (matched or
+/// unknown), where "may still be FTP/SMB" reduces to "matched FTP/SMB". Returns true when
+/// something [`inner_wants_more`] reads may have changed.
+fn watch_decided(inner: &mut Inner, dir: Direction, payload: &[u8], pcap_cnt: u64) -> bool {
+    let mut changed = false;
+    let (d, seen) = match dir {
+        Direction::ToServer => (&mut inner.ts, &mut inner.smb),
+        Direction::ToClient => (&mut inner.tc, &mut inner.smb),
+    };
+    if !d.nbss.done && is_smb_sig(d) {
+        smb::track(&mut d.nbss, seen, payload);
+        changed |= d.nbss.done;
+    }
+    if is_ftp_sig(inner.dir(dir)) && ftps_watch_open(inner) {
+        watch_ftps(inner, dir, payload, pcap_cnt);
+        changed = true;
+    }
+    changed
+}
+
 fn is_smb_sig(d: &DirProbe) -> bool {
     d.ev.signature.is_some_and(|s| s.proto == AppProto::Smb)
 }
@@ -870,10 +972,7 @@ fn smb_watch_active(inner: &Inner) -> bool {
 
 /// Follows NBSS framing in `dir` while the direction is SMB or may still become SMB.
 fn watch_smb(inner: &mut Inner, dir: Direction, payload: &[u8]) {
-    let smb_bit = PROBES
-        .iter()
-        .position(|p| p.id == ProbeId::Smb)
-        .map_or(0, |i| 1u16 << i);
+    let smb_bit = ProbeId::Smb.bit();
     let (d, seen) = match dir {
         Direction::ToServer => (&mut inner.ts, &mut inner.smb),
         Direction::ToClient => (&mut inner.tc, &mut inner.smb),
@@ -897,7 +996,9 @@ fn backing(s: &Signature, peer: Outcome) -> Backing {
     };
     let silent = peer == Outcome::Silent;
     let unknown = peer == Outcome::Unknown;
-    match s.name {
+    // Only FTP signatures have special rules: skip comparing names for the rest.
+    let name = if s.proto == AppProto::Ftp { s.name } else { "" };
+    match name {
         ftp::SIG_COMMAND => match peer_sig.map(|p| p.name) {
             Some(ftp::SIG_BANNER | ftp::SIG_BANNER_GENERIC | ftp::SIG_REPLY) => Backing::Confirmed,
             None if silent => Backing::Tentative,
@@ -957,6 +1058,34 @@ fn compatible(a: AppProto, b: AppProto) -> Option<AppProto> {
 
 /// Merges the two directions into the flow's labels (see the module docs).
 fn merge(ts: Outcome, tc: Outcome, ftps_upgraded: bool) -> Labels {
+    // Most flows: a self-sufficient signature on one side, and on the other the same
+    // protocol the same way, or nothing. FTP is left to the full rules (corroboration,
+    // the FTPS upgrade).
+    let plain = |o: Outcome| match o {
+        Outcome::Sig(s) if !s.needs_peer && s.proto != AppProto::Ftp => Some(s.proto),
+        _ => None,
+    };
+    let quiet = |o: Outcome| matches!(o, Outcome::Silent | Outcome::Unknown);
+    let agreed = match (plain(ts), plain(tc)) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        (Some(a), None) if quiet(tc) => Some(a),
+        (None, Some(b)) if quiet(ts) => Some(b),
+        _ => None,
+    };
+    match agreed {
+        Some(app_proto) => Labels {
+            app_proto,
+            ts: None,
+            tc: None,
+            orig: None,
+            tentative: false,
+        },
+        None => merge_rules(ts, tc, ftps_upgraded),
+    }
+}
+
+/// [`merge`] without its shortcut: corroboration, disagreement and the FTPS upgrade.
+fn merge_rules(ts: Outcome, tc: Outcome, ftps_upgraded: bool) -> Labels {
     let l_ts = direction_label(ts, tc);
     let l_tc = direction_label(tc, ts);
     let mut labels = Labels {

@@ -281,6 +281,15 @@ pub(crate) fn track(t: &mut NbssTrack, seen: &mut SmbSeen, chunk: &[u8]) {
             t.skip = t.skip.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
             continue;
         }
+        // A message start that is whole in this chunk and not NBSS ends the watch without
+        // gathering it (the first bytes of every TCP flow pass through here).
+        if t.hdr_len == 0
+            && let Some(&start) = c.rest().first_chunk::<4>()
+            && !valid_nbss_start(start)
+        {
+            t.done = true;
+            break;
+        }
         // Gather the 4-byte NBSS header, then as much of the SMB header as the message
         // holds (up to WATCH_HEADER_LEN); the first chunk may end anywhere in between.
         let want = header_want(t);
@@ -335,8 +344,12 @@ fn first4(h: &[u8; WATCH_HEADER_LEN]) -> [u8; 4] {
 }
 
 fn valid_nbss_header(h: &[u8; WATCH_HEADER_LEN]) -> bool {
+    valid_nbss_start(first4(h))
+}
+
+fn valid_nbss_start(first4: [u8; 4]) -> bool {
     matches!(
-        first4(h),
+        first4,
         [NBSS_MESSAGE, ..]
             | [
                 NBSS_REQUEST | NBSS_POSITIVE | NBSS_NEGATIVE | NBSS_RETARGET | NBSS_KEEPALIVE,

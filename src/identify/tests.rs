@@ -672,6 +672,9 @@ proptest! {
     ) {
         let budget = Budget { max_bytes, max_packets };
         let mut c = Classifier::new(l4, 1234, port);
+        // Labels and SMB details when the classifier first stopped wanting bytes: the engine
+        // stops feeding a judged flow, which is only right if nothing changes after that.
+        let mut settled = None;
         for (i, (to_server, bytes)) in chunks.iter().enumerate() {
             let dir = if *to_server { TS } else { TC };
             c.feed(dir, bytes, i as u64, &budget);
@@ -679,8 +682,21 @@ proptest! {
                 prop_assert!(inner.ts.buf.capacity() <= max_bytes.max(1));
                 prop_assert!(inner.tc.buf.capacity() <= max_bytes.max(1));
             }
-            let _ = (c.labels(), c.wants_more(), c.smb_info());
+            // The cached answer is the computed one.
+            prop_assert_eq!(c.wants_more(), c.inner.as_deref().is_none_or(inner_wants_more));
+            let now = (c.labels(), c.smb_info(), c.ftps_upgrade_pcap_cnt());
+            match settled {
+                Some(before) => {
+                    prop_assert!(!c.wants_more());
+                    prop_assert_eq!(before, now);
+                }
+                None if !c.wants_more() => settled = Some(now),
+                None => {}
+            }
         }
+        let mut swapped = c.clone();
+        swapped.swap_sides();
+        prop_assert_eq!(swapped.wants_more(), c.wants_more());
         for d in [TS, TC] {
             let ev = c.evidence(d);
             prop_assert!(ev.bytes_probed as usize <= max_bytes);
@@ -688,7 +704,62 @@ proptest! {
             prop_assert!(ev.head().len() <= HEAD_LEN);
         }
         c.finish();
+        prop_assert_eq!(c.wants_more(), c.inner.as_deref().is_none_or(inner_wants_more));
         let l = c.labels();
         prop_assert_eq!(l.ts.is_some(), l.tc.is_some());
+    }
+}
+
+/// The shortcut in `merge` gives what the full rules give, for every pair of outcomes built
+/// from the protocols and a sample of signature names (FTP's special ones included), with and
+/// without the FTPS upgrade.
+#[test]
+fn merge_shortcut_matches_the_full_rules() {
+    let protos = [
+        AppProto::Ftp,
+        AppProto::Ftps,
+        AppProto::Smb,
+        AppProto::Tftp,
+        AppProto::TftpData,
+        AppProto::Http,
+        AppProto::Tls,
+        AppProto::Ssh,
+        AppProto::Dns,
+        AppProto::Smtp,
+    ];
+    let names = [
+        ftp::SIG_BANNER,
+        ftp::SIG_BANNER_GENERIC,
+        ftp::SIG_COMMAND,
+        ftp::SIG_COMMAND_SHARED,
+        ftp::SIG_REPLY,
+        tls::SIG_CLIENT_HELLO,
+        smb::SIG_POSITIVE,
+    ];
+    let mut outcomes = vec![Outcome::Silent, Outcome::Unknown];
+    for proto in protos {
+        for name in names {
+            for needs_peer in [false, true] {
+                outcomes.push(Outcome::Sig(sig(proto, name, 0, Role::Client, needs_peer)));
+            }
+        }
+    }
+    for &ts in &outcomes {
+        for &tc in &outcomes {
+            for upgraded in [false, true] {
+                assert_eq!(
+                    merge(ts, tc, upgraded),
+                    merge_rules(ts, tc, upgraded),
+                    "{ts:?} / {tc:?} / upgraded {upgraded}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn probe_rows_match_the_table() {
+    for (i, p) in PROBES.iter().enumerate() {
+        assert_eq!(p.id.row(), i, "{:?}", p.id);
     }
 }

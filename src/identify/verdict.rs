@@ -93,6 +93,13 @@ impl PortPolicy {
             .collect()
     }
 
+    /// True if the policy lists any protocol for `port`.
+    pub fn lists_port(&self, port: u16) -> bool {
+        self.by_port
+            .binary_search_by_key(&port, |&(p, _)| p)
+            .is_ok()
+    }
+
     fn listed(&self, proto: AppProto, port: u16) -> bool {
         self.by_port.binary_search(&(port, proto)).is_ok()
     }
@@ -259,6 +266,12 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// True when none of the three rules can fire, which is most flows: no control protocol
+/// found, the directions agree, and the policy lists nothing for the port.
+fn quiet(labels: &Labels, server_port: u16, policy: &PortPolicy) -> bool {
+    !is_control(labels.app_proto) && !labels.disagree() && !policy.lists_port(server_port)
+}
+
 /// Every verdict for a finished flow, in the order port-mismatch, expected-protocol-absent,
 /// direction-disagreement. Allocates only when a verdict is raised.
 pub fn judge_all(
@@ -272,6 +285,9 @@ pub fn judge_all(
 ) -> Vec<Verdict> {
     let mut out = Vec::new();
     if linked || (payload_ts == 0 && payload_tc == 0) {
+        return out;
+    }
+    if quiet(labels, server_port, policy) {
         return out;
     }
     let found = labels.app_proto;
@@ -326,6 +342,8 @@ pub fn judge_all(
 }
 
 /// The most important verdict for a finished flow, if any (the first of [`judge_all`]).
+/// Inlined so that the common quiet case costs the caller a few comparisons.
+#[inline]
 pub fn judge(
     labels: &Labels,
     linked: bool,
@@ -335,6 +353,9 @@ pub fn judge(
     payload_tc: u64,
     policy: &PortPolicy,
 ) -> Option<Verdict> {
+    if quiet(labels, server_port, policy) {
+        return None;
+    }
     judge_all(
         labels,
         linked,
