@@ -1337,6 +1337,9 @@ impl Engine {
         self.flows.sweep(now, &mut self.ended);
         if let Some(pkt) = self.decoder.decode(meta.linktype, data, meta.wire_len, ts) {
             let mut hit = self.flows.lookup(&pkt, ts, meta.pcap_cnt, &mut self.ended);
+            // A flow the lookup ended (evicted, idle, or its 5-tuple reused) closes now, so
+            // its session leaves room for one this packet may start.
+            self.flush_ended();
             if hit.new && self.link_new_flow(hit.slot, ts) {
                 // The link re-oriented the flow: this packet now travels the other way.
                 hit.dir = hit.dir.reverse();

@@ -98,6 +98,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         },
         None => Config::default(),
     };
+    if config.sessions.max_sessions.get() < config.flows.max_flows.get() {
+        tracing::warn!(
+            max_sessions = config.sessions.max_sessions.get(),
+            max_flows = config.flows.max_flows.get(),
+            "[sessions] max_sessions is below [flows] max_flows: a flood of unanswered requests can fill the session table and leave later transfers untracked."
+        );
+    }
     if cli.check_config {
         let bpf = (!cli.bpf.is_empty()).then(|| cli.bpf.join(" "));
         if let Some(expr) = bpf

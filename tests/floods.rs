@@ -33,9 +33,10 @@ use serde_json::Value;
 const MAX_FLOWS: u64 = 2_000;
 const MAX_FRAGMENTS: u64 = 256;
 const MAX_EXPECTATIONS: u64 = 256;
-/// At least `MAX_FLOWS`: a TFTP request flood opens one session per request, and the
-/// session table sheds new sessions when full (see the report in `BENCHMARKS.md`).
-const MAX_SESSIONS: u64 = 4_000;
+/// Equal to `MAX_FLOWS`, as the shipped config has them: a TFTP request flood opens one
+/// session per request, and the flow table's eviction (one-way flows first) must end flood
+/// sessions before the session table fills and sheds the upload's.
+const MAX_SESSIONS: u64 = MAX_FLOWS;
 
 /// Peak RSS no sensor run may exceed, KiB. A debug build with these caps peaks between 15
 /// and 21 MiB. The bound is generous: it catches gross growth (a queue or a per-packet leak

@@ -279,7 +279,7 @@ pub struct SessionsConfig {
 impl Default for SessionsConfig {
     fn default() -> Self {
         SessionsConfig {
-            max_sessions: Count::lit(65_536),
+            max_sessions: Count::lit(262_144),
             max_expectations: Count::lit(16_384),
             expectation_timeout: Seconds::lit(120),
             max_files: Count::lit(256),
