@@ -201,6 +201,19 @@ fn wait_for_stall(child: &mut Child, path: &Path) -> u64 {
     }
 }
 
+/// Starts the sensor writing `eve.json` on the (already filled) tmpfs and waits until it
+/// stalls there; returns the output path, the running child and the size it stalled at.
+fn run_until_stalled(fs_: &Tmpfs, config: &Path) -> (PathBuf, Child, u64) {
+    let eve = fs_.dir.join("eve.json");
+    let mut child = sensor(config, eve.to_str().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stalled_at = wait_for_stall(&mut child, &eve);
+    (eve, child, stalled_at)
+}
+
 fn check_complete(got: &[u8], want: &[u8]) -> Value {
     let (want_lines, want_stats) = parse(want);
     let (got_lines, stats) = parse(got);
@@ -240,13 +253,7 @@ fn replay_into_a_full_tmpfs_loses_nothing_once_space_frees() {
     let fs_ = Tmpfs::mount(&tmp.0, 512);
     // Room for about a quarter of the output: the sensor writes, then stalls mid-run.
     let filler = fs_.fill(96 * 1024);
-    let eve = fs_.dir.join("eve.json");
-    let mut child = sensor(&config, eve.to_str().unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stalled_at = wait_for_stall(&mut child, &eve);
+    let (eve, mut child, stalled_at) = run_until_stalled(&fs_, &config);
     assert!(
         stalled_at < want.len() as u64,
         "stalled at {stalled_at} of {} bytes",
@@ -286,13 +293,7 @@ fn sighup_during_a_stall_moves_output_to_the_new_file_whole() {
     let roomy = tmp.0.join("eve.json.new");
     std::os::unix::fs::symlink(&roomy, fs_.dir.join("next")).unwrap();
     let _filler = fs_.fill(64 * 1024);
-    let eve = fs_.dir.join("eve.json");
-    let mut child = sensor(&config, eve.to_str().unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stalled_at = wait_for_stall(&mut child, &eve);
+    let (eve, mut child, stalled_at) = run_until_stalled(&fs_, &config);
     eprintln!("stalled at {stalled_at} of {} bytes", want.len());
     let rotated = fs_.dir.join("eve.json.1");
     fs::rename(&eve, &rotated).unwrap();
@@ -344,13 +345,7 @@ fn sigterm_while_the_disk_stays_full_gives_up_on_a_whole_line() {
     let want = reference(&config);
     let fs_ = Tmpfs::mount(&tmp.0, 512);
     let _filler = fs_.fill(64 * 1024);
-    let eve = fs_.dir.join("eve.json");
-    let mut child = sensor(&config, eve.to_str().unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stalled_at = wait_for_stall(&mut child, &eve);
+    let (eve, mut child, stalled_at) = run_until_stalled(&fs_, &config);
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
