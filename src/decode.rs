@@ -244,6 +244,8 @@ pub struct DecodeStats {
     pub tunnel_geneve: u64,
     /// Frames with tunnels nested deeper than the decoder opens (dropped).
     pub tunnel_too_deep: u64,
+    /// Malformed frames beyond the `anomaly` record rate (counted above, no record written).
+    pub anomaly_suppressed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -13,9 +13,9 @@ use crate::flow::{EndReason, Flow, FlowLimits, FlowTable};
 use crate::identify::verdict::{self, PortException, PortPolicy, Verdict};
 use crate::identify::{Budget, Classifier, L4, Labels};
 use crate::output::eve::{
-    self, AlertRecord, AppProtoFields, DirIdentification, FlowObj, FlowRecord, Header,
-    Identification, SessionRecord, SessionXfer, StatsBody, StatsRecord, TxRecord, XferFlow,
-    XferRef,
+    self, AlertRecord, AnomalyBody, AnomalyRecord, AppProtoFields, DirIdentification, FlowObj,
+    FlowRecord, Header, Identification, SessionRecord, SessionXfer, StatsBody, StatsRecord,
+    TxRecord, XferFlow, XferRef,
 };
 use crate::output::queue::{Lane, OutSender};
 use crate::output::{EventKind, KindCounts, OutMsg};
@@ -1204,6 +1204,48 @@ impl SessionCtx<'_> {
     }
 }
 
+/// The `stats.decoder` counters of malformed frames: each such frame may make an `anomaly`
+/// record. (Cut payloads, orphan fragments and full tables are capture or capacity events,
+/// counted but not anomalies.)
+const MALFORMED: [&str; 7] = [
+    "truncated_link",
+    "invalid_ip",
+    "invalid_ipv6_ext",
+    "invalid_tcp",
+    "invalid_udp",
+    "invalid_icmp",
+    "tunnel_too_deep",
+];
+
+fn malformed_counts(s: &crate::decode::DecodeStats) -> [u64; 7] {
+    [
+        s.truncated_link,
+        s.invalid_ip,
+        s.invalid_ipv6_ext,
+        s.invalid_tcp,
+        s.invalid_udp,
+        s.invalid_icmp,
+        s.tunnel_too_deep,
+    ]
+}
+
+/// `anomaly` records per packet-time second and worker, at most: a stream of garbage must
+/// not turn into a stream of records.
+const ANOMALIES_PER_SEC: u32 = 10;
+
+/// Rate-limit state of the `anomaly` records.
+#[derive(Debug, Default)]
+struct Anomalies {
+    /// The malformed counters as last seen.
+    seen: [u64; 7],
+    /// Packet-time second of the current window.
+    second: u64,
+    /// Records written in that second.
+    written: u32,
+    /// Malformed frames without a record since the last record.
+    suppressed: u64,
+}
+
 /// One worker's state.
 pub struct Engine {
     rep: Reporter,
@@ -1220,6 +1262,7 @@ pub struct Engine {
     /// back in time (several capture files that overlap): what "now" means at the end.
     recent: Ts,
     last_stats: Ts,
+    anomalies: Anomalies,
     worker: u16,
 }
 
@@ -1238,6 +1281,7 @@ impl Engine {
             now: Ts(0),
             recent: Ts(0),
             last_stats: Ts(0),
+            anomalies: Anomalies::default(),
             worker: 0,
             rep: Reporter {
                 detector: Detector::new(settings.detect.clone()),
@@ -1412,8 +1456,53 @@ impl Engine {
                 self.judge(hit.slot, meta.pcap_cnt);
             }
         }
+        self.anomaly_if_malformed(meta, data.len());
         self.flush_ended();
         self.stats_if_due();
+    }
+
+    /// Writes an `anomaly` record when the decoder just counted this frame as malformed,
+    /// at most [`ANOMALIES_PER_SEC`] per packet-time second; the rest are counted in
+    /// `stats.decoder.anomaly_suppressed` and the next record says how many it stands for.
+    fn anomaly_if_malformed(&mut self, meta: &FrameMeta, caplen: usize) {
+        let now = malformed_counts(&self.decoder.stats);
+        // Seven loads and a compare per frame; the rest only for a malformed one.
+        if now == self.anomalies.seen {
+            return;
+        }
+        let event = MALFORMED
+            .iter()
+            .zip(now.iter().zip(self.anomalies.seen.iter()))
+            .find(|(_, (n, s))| n != s)
+            .map_or("malformed", |(name, _)| *name);
+        self.anomalies.seen = now;
+        let second = meta.ts.secs();
+        if second != self.anomalies.second {
+            self.anomalies.second = second;
+            self.anomalies.written = 0;
+        }
+        if self.anomalies.written >= ANOMALIES_PER_SEC {
+            self.decoder.stats.anomaly_suppressed += 1;
+            self.anomalies.suppressed += 1;
+            return;
+        }
+        self.anomalies.written += 1;
+        let rec = AnomalyRecord {
+            timestamp: meta.ts.eve(),
+            pcap_cnt: self.rep.settings.replay.then_some(meta.pcap_cnt),
+            event_type: "anomaly",
+            anomaly: AnomalyBody {
+                kind: "decode",
+                event,
+                linktype: meta.linktype,
+                wire_len: meta.wire_len,
+                caplen: u32::try_from(caplen).unwrap_or(u32::MAX),
+                suppressed: std::mem::take(&mut self.anomalies.suppressed),
+            },
+        };
+        if let Ok(line) = serde_json::to_vec(&rec) {
+            self.rep.send(OutMsg::Line(EventKind::Anomaly, line));
+        }
     }
 
     fn flush_ended(&mut self) {

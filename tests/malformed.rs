@@ -411,3 +411,39 @@ fn frames_of_64_kib_and_more_decode() {
         assert_eq!(wire, 65_549 + 65_589, "{name}");
     }
 }
+
+/// Malformed frames become `anomaly` records (DESIGN §7), at most 10 per packet-time second;
+/// the rest are counted, and the next record says how many it stands for.
+#[test]
+fn malformed_frames_make_rate_limited_anomaly_records() {
+    // A SYN whose TCP data offset says 3 words (less than the 5 of a bare header).
+    let mut bad = ipv4_tcp(true, 100, true, b"");
+    bad[20 + 12] = 0x30;
+    let bad = ethernet(&bad, 0x0800);
+    let mut file = pcap_header(LINKTYPE_ETHERNET);
+    // 25 in one second, then one in the next.
+    for _ in 0..25 {
+        file.extend(pcap_record(1_793_610_000, &bad, bad.len() as u32));
+    }
+    file.extend(pcap_record(1_793_610_001, &bad, bad.len() as u32));
+    let cap = TempCapture::new("anomalies.pcap", &file);
+    let r = cap.replay();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let anomalies = r.of("anomaly");
+    assert_eq!(anomalies.len(), 11, "{anomalies:#?}");
+    for a in &anomalies {
+        assert_eq!(a["anomaly"]["type"], "decode");
+        assert_eq!(a["anomaly"]["event"], "invalid_tcp");
+        assert_eq!(a["anomaly"]["linktype"], LINKTYPE_ETHERNET);
+        assert_eq!(a["anomaly"]["caplen"], bad.len());
+    }
+    // The first ten are frames 1..=10; the eleventh is frame 26 and stands for 15 more.
+    let cnts: Vec<u64> = anomalies.iter().map(|a| n(&a["pcap_cnt"])).collect();
+    assert_eq!(cnts, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 26]);
+    assert!(anomalies[..10].iter().all(|a| a["anomaly"].get("suppressed").is_none()));
+    assert_eq!(anomalies[10]["anomaly"]["suppressed"], 15);
+    let dec = &r.stats()["stats"]["decoder"];
+    assert_eq!(n(&dec["invalid_tcp"]), 26);
+    assert_eq!(n(&dec["anomaly_suppressed"]), 15);
+    assert_eq!(n(&r.stats()["stats"]["output"]["written"]["anomaly"]), 11);
+}

@@ -185,6 +185,43 @@ pub struct StatsBody {
     pub output: OutputStats,
 }
 
+/// An `anomaly` record: one malformed frame (rate-limited).
+#[derive(Debug, Clone, Serialize)]
+pub struct AnomalyRecord {
+    /// Packet time of the frame.
+    pub timestamp: String,
+    /// Frame number when replaying.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap_cnt: Option<u64>,
+    /// Always `anomaly`.
+    pub event_type: &'static str,
+    /// What was wrong.
+    pub anomaly: AnomalyBody,
+}
+
+/// The `anomaly` object, after Suricata's (`type`, `event`) with the frame's sizes.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnomalyBody {
+    /// Always `decode`: the frame failed to decode.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The `stats.decoder` counter the frame was counted in, e.g. `invalid_tcp`.
+    pub event: &'static str,
+    /// LINKTYPE_* of the frame.
+    pub linktype: u32,
+    /// Length on the wire.
+    pub wire_len: u32,
+    /// Captured length.
+    pub caplen: u32,
+    /// Malformed frames not written as records since the previous one (rate limit).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// A `stats` record.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsRecord {
