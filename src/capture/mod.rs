@@ -324,8 +324,10 @@ impl<R: Read> Read for FirstReadFull<R> {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // the one internal helper behind read_input
-fn read_stream(
+/// [`read_input`] on any byte stream: `name` labels errors. Lets tests and the fuzz
+/// target feed captures from memory.
+#[allow(clippy::too_many_arguments)] // read_input's arguments plus the stream
+pub fn read_stream(
     reader: Box<dyn Read + Send>,
     name: &str,
     max_record: usize,
