@@ -16,13 +16,13 @@ from collections import defaultdict
 
 # Per-target size caps, kept equal to the -max_len values in scripts/fuzz.sh.
 MAX_LEN = {
-    "decode": 4096,
-    "capture": 65536,
-    "config": 4096,
-    "probes": 2048,
-    "ftp": 2048,
-    "smb": 8192,
-    "tftp": 2048,
+    "decode": 2048,
+    "capture": 16384,
+    "config": 2048,
+    "probes": 1024,
+    "ftp": 1024,
+    "smb": 2048,
+    "tftp": 1024,
 }
 
 # Link-type slots of fuzz_targets/decode.rs (index = low nibble of byte 0).
@@ -303,27 +303,31 @@ def proto_seeds(seeds, frames):
                 buf += bytes([len(piece) | (0 if to_server else 0x80)]) + piece
         seeds.add("probes", buf)
         if proto == 6 and (port == 21 or first.startswith(b"220")):
-            buf = bytearray()
-            for to_server, payload in pkts:
-                for i in range(0, len(payload), 63):
-                    piece = payload[i : i + 63]
-                    buf += bytes([(len(piece) << 2) | (0 if to_server else 1)]) + piece
-                if len(buf) > MAX_LEN["ftp"]:
-                    break
-            seeds.add("ftp", buf)
+            # Windows of the control session, so later commands fit under max_len too.
+            for start in range(0, len(pkts), 4):
+                buf = bytearray()
+                for to_server, payload in pkts[start:]:
+                    for i in range(0, len(payload), 63):
+                        piece = payload[i : i + 63]
+                        buf += bytes([(len(piece) << 2) | (0 if to_server else 1)]) + piece
+                    if len(buf) > MAX_LEN["ftp"]:
+                        break
+                seeds.add("ftp", buf)
         if proto == 6 and port in (139, 445):
-            buf = bytearray()
-            for to_server, payload in pkts:
-                for i in range(0, len(payload), 8191):
-                    piece = payload[i : i + 8191]
-                    a = ((len(piece) >> 8) << 3) | (0 if to_server else 1)
-                    buf += bytes([a, len(piece) & 0xFF]) + piece
-                if len(buf) > MAX_LEN["smb"]:
-                    break
-            seeds.add("smb", buf)
-            # Also each message alone (the CREATE, TREE_CONNECT… near the front).
-            for to_server, payload in pkts[:40]:
-                if len(payload) <= 2048:
+            # Windows of the connection (TREE_CONNECT, CREATE, WRITE … sit past the first
+            # few kilobytes), and each small message alone.
+            for start in range(0, min(len(pkts), 200), 3):
+                buf = bytearray()
+                for to_server, payload in pkts[start:]:
+                    for i in range(0, len(payload), 8191):
+                        piece = payload[i : i + 8191]
+                        a = ((len(piece) >> 8) << 3) | (0 if to_server else 1)
+                        buf += bytes([a, len(piece) & 0xFF]) + piece
+                    if len(buf) > MAX_LEN["smb"]:
+                        break
+                seeds.add("smb", buf)
+            for to_server, payload in pkts[:60]:
+                if len(payload) <= 1024:
                     a = ((len(payload) >> 8) << 3) | (0 if to_server else 1)
                     seeds.add("smb", bytes([a, len(payload) & 0xFF]) + payload)
     tftp_seeds(seeds, frames)

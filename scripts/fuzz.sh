@@ -28,8 +28,8 @@ sanitizer="${FUZZ_SANITIZER:-address}"
 
 # Largest input per target: room for what it parses, small enough to stay fast.
 declare -A max_len=(
-    [decode]=4096 [capture]=65536 [config]=4096 [probes]=2048
-    [ftp]=2048 [smb]=8192 [tftp]=2048
+    [decode]=2048 [capture]=16384 [config]=2048 [probes]=1024
+    [ftp]=1024 [smb]=2048 [tftp]=1024
 )
 
 if ! cargo fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
