@@ -49,9 +49,9 @@ fi
 
 echo "== fuzz: building ${#targets[@]} targets (sanitizer $sanitizer)"
 start=$SECONDS
-mkdir -p fuzz/target
-if ! cargo fuzz build "${build_flags[@]}" >fuzz/target/build.log 2>&1; then
-    tail -n 60 fuzz/target/build.log >&2
+mkdir -p "fuzz/target/$sanitizer"
+if ! cargo fuzz build "${build_flags[@]}" >"fuzz/target/$sanitizer/build.log" 2>&1; then
+    tail -n 60 "fuzz/target/$sanitizer/build.log" >&2
     echo "fuzz: build failed" >&2
     exit 1
 fi
@@ -69,7 +69,7 @@ summary=()
 mkdir -p fuzz/artifacts
 for t in "${targets[@]}"; do
     len="${max_len[$t]:-4096}"
-    log="fuzz/target/fuzz-$t.log"
+    log="fuzz/target/$sanitizer/fuzz-$t.log"
     args=(
         "-max_total_time=$secs" "-max_len=$len" -rss_limit_mb=2048 -malloc_limit_mb=2048
         -timeout=10 -print_final_stats=1
