@@ -361,12 +361,22 @@ pub fn read_stream(
     let mut ifaces: Vec<Iface> = Vec::new();
     let mut last_ts = Ts(0);
     let mut consumed: u64 = 0;
+    // Byte order of the current pcapng section; `None` until a section header is read.
+    let mut ng_big_endian: Option<bool> = None;
     loop {
         if frames.is_multiple_of(1024) {
             if stop() {
                 break;
             }
             progress(consumed);
+        }
+        if ng_big_endian.is_some_and(|big| short_ng_block(rd.data(), big)) {
+            return Err(CaptureError::Corrupt {
+                input: name.to_string(),
+                frames,
+                offset: consumed,
+                what: "a pcapng block shorter than its 12-byte frame".to_string(),
+            });
         }
         let (offset, block) = match rd.next() {
             Ok(v) => v,
@@ -450,7 +460,10 @@ pub fn read_stream(
                     frame = Some((ts, ifc.linktype, b.origlen, b.data));
                 }
             }
-            PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
+            PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                ifaces.clear();
+                ng_big_endian = Some(shb.big_endian());
+            }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                 ifaces.push(Iface {
                     linktype: (idb.linktype.0 & LINKTYPE_MASK) as u32,
@@ -531,6 +544,28 @@ pub fn read_stream(
     }
     progress(consumed);
     Ok(frames)
+}
+
+/// True when the next pcapng block (other than a section header, which sets its own byte
+/// order) claims a total length under the 12 bytes of its type and two length fields.
+///
+/// pcap-parser 0.17 subtracts 12 from that length unchecked for process-information
+/// blocks: an overflow panic with overflow checks, a misleading "record too large" error
+/// without (found by the capture fuzz target).
+fn short_ng_block(data: &[u8], big_endian: bool) -> bool {
+    const SECTION_HEADER: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    let (Some(kind), Some(len)) = (data.first_chunk::<4>(), data.get(4..8)) else {
+        return false;
+    };
+    let Ok(len) = <[u8; 4]>::try_from(len) else {
+        return false;
+    };
+    let len = if big_endian {
+        u32::from_be_bytes(len)
+    } else {
+        u32::from_le_bytes(len)
+    };
+    *kind != SECTION_HEADER && len < 12
 }
 
 /// Nanoseconds from whole seconds plus a fraction in `units_per_sec` units.
@@ -712,6 +747,23 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert!(
             matches!(r, Err(CaptureError::RecordTooLarge { frames: 1, .. })),
+            "{r:?}"
+        );
+    }
+
+    /// Regression (capture fuzz target): a process-information block claiming 8 bytes
+    /// overflowed pcap-parser's length arithmetic.
+    #[test]
+    fn short_pcapng_block_is_corrupt() {
+        let mut f = ng_header();
+        f.extend(ng_simple(b"ok", 2));
+        f.extend_from_slice(&0x8000_0001_u32.to_le_bytes());
+        f.extend_from_slice(&8u32.to_le_bytes());
+        f.extend_from_slice(&[0u8; 24]);
+        let (r, got) = read_bytes(f);
+        assert_eq!(got.len(), 1);
+        assert!(
+            matches!(r, Err(CaptureError::Corrupt { frames: 1, .. })),
             "{r:?}"
         );
     }

@@ -737,3 +737,17 @@ fn extension_lists_are_normalised_and_checked() {
             .contains("no dots, spaces")
     );
 }
+
+/// Regression (config fuzz target): a quoted key with a newline escape made a two-line
+/// message; control characters in keys now print as escapes.
+#[test]
+fn control_characters_in_keys_stay_on_one_line() {
+    let e = err("\"a\\nb\\u001b\" = 1\n");
+    assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e:?}");
+    assert!(e.contains(r"a\nb\u{1b}"), "{e}");
+    let e = err("[flows]\n\"max\\tflows\" = 1\n");
+    assert!(
+        e.starts_with(r"sensor.toml:2:1: [flows] max\tflows: unknown field"),
+        "{e}"
+    );
+}
