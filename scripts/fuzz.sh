@@ -9,7 +9,7 @@
 #                   RUSTC_BOOTSTRAP; `none` runs about twice as many executions per second.
 #   FUZZ_RUNS       stop each target after this many executions instead (-runs), with
 #                   SECONDS as the time limit on top.
-#   FUZZ_ARGS       extra libFuzzer flags (e.g. "-jobs=1 -workers=1").
+#   FUZZ_ARGS       extra libFuzzer flags (e.g. "-seed=1").
 #
 # Seeds come from the project's captures and configs (fuzz/seed.sh) into fuzz/corpus/,
 # which git ignores; whatever the fuzzer adds there is kept for the next local run.
@@ -70,6 +70,8 @@ mkdir -p fuzz/artifacts
 for t in "${targets[@]}"; do
     len="${max_len[$t]:-4096}"
     log="fuzz/target/$sanitizer/fuzz-$t.log"
+    # A huge length field turned into an allocation is an out-of-memory crash: RSS over
+    # 2 GiB always, and with ASan's allocator any single allocation over 2 GiB at once.
     args=(
         "-max_total_time=$secs" "-max_len=$len" -rss_limit_mb=2048 -malloc_limit_mb=2048
         -timeout=10 -print_final_stats=1
