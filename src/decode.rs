@@ -21,7 +21,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{Ipv4HeaderSlice, Ipv6ExtensionSlice, LaxIpv6Slice};
+use etherparse::{Ipv4HeaderSlice, LaxIpv6Slice};
 use hashbrown::HashMap;
 use serde::Serialize;
 
@@ -490,20 +490,10 @@ impl Decoder {
         if payload.incomplete {
             self.stats.truncated_payload += 1;
         }
-        let mut frag = Fragment::None;
-        let mut id = 0;
-        for ext in slice.extensions().clone() {
-            if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                id = f.identification();
-                frag = if f.fragment_offset().value() != 0 {
-                    Fragment::Continuation
-                } else if f.more_fragments() {
-                    Fragment::First
-                } else {
-                    Fragment::None
-                };
-            }
-        }
+        // etherparse's extension iterator reads past the parsed headers when the lax parse
+        // stopped early (a truncated chain, a second hop-by-hop header): undefined
+        // behaviour found by the decode fuzz target. Walk the parsed bytes here instead.
+        let (frag, id) = ipv6_fragment(hdr.next_header().0, slice.extensions().slice());
         let proto = payload.ip_number.0;
         self.transport(
             src,
@@ -928,6 +918,48 @@ fn nflog_payload(frame: &[u8]) -> Option<(u8, &[u8])> {
     None
 }
 
+/// The fragment state and identification of an IPv6 packet, from the extension headers
+/// the lax parse accepted (`exts`, starting with header type `first`). Stops at the first
+/// header that is not an extension or does not fit in `exts`.
+fn ipv6_fragment(first: u8, mut exts: &[u8]) -> (Fragment, u32) {
+    const HOP_BY_HOP: u8 = 0;
+    const ROUTING: u8 = 43;
+    const FRAGMENT: u8 = 44;
+    const AUTH: u8 = 51;
+    const DEST_OPTIONS: u8 = 60;
+    let mut next = first;
+    // The accepted chain is finite, but bound the walk like every other loop here.
+    for _ in 0..16 {
+        let (Some(&following), Some(&len_field)) = (exts.first(), exts.get(1)) else {
+            break;
+        };
+        let len = match next {
+            HOP_BY_HOP | ROUTING | DEST_OPTIONS => (usize::from(len_field) + 1) * 8,
+            AUTH => (usize::from(len_field) + 2) * 4,
+            FRAGMENT => {
+                let (Some(off), Some(id)) = (be16(exts, 2), be32(exts, 4)) else {
+                    break;
+                };
+                let frag = if off >> 3 != 0 {
+                    Fragment::Continuation
+                } else if off & 1 != 0 {
+                    Fragment::First
+                } else {
+                    Fragment::None
+                };
+                return (frag, id);
+            }
+            _ => break,
+        };
+        let Some(rest) = exts.get(len..) else {
+            break;
+        };
+        next = following;
+        exts = rest;
+    }
+    (Fragment::None, 0)
+}
+
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     let s = b.get(at..at.checked_add(2)?)?;
     Some(u16::from_be_bytes([*s.first()?, *s.get(1)?]))
@@ -1117,6 +1149,70 @@ mod tests {
         }
         assert_eq!(d.fragment_trains(), 2);
         assert_eq!(d.stats.frag_table_full, 8);
+    }
+
+    /// A raw IPv6 packet, fd00::1 → fd00::2, whose header names `next` and whose payload
+    /// length covers `body` (extension headers and transport).
+    fn ipv6_packet(next: u8, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        p.extend_from_slice(&[next, 64]);
+        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        p.extend_from_slice(body);
+        p
+    }
+
+    /// Regression (decode fuzz target): when etherparse's lax parse stopped inside the
+    /// extension chain, iterating its extensions read past the parsed bytes (undefined
+    /// behaviour; with debug assertions the process aborted). Both ways of stopping early
+    /// must decode, count the bad chain, and still deliver the packet.
+    #[test]
+    fn ipv6_extension_chain_cut_short_regression() {
+        // Hop-by-hop (next: hop-by-hop again, not allowed after the first), 8 bytes, then
+        // a UDP header.
+        let mut body = vec![0, 0, 1, 4, 0, 0, 0, 0];
+        body.extend_from_slice(&[0x00, 0x35, 0x00, 0x35, 0, 8, 0, 0]);
+        let twice = ipv6_packet(0, &body);
+        // Hop-by-hop (next: destination options), then a destination-options header that
+        // claims 16 bytes of which 4 were captured.
+        let mut cut = ipv6_packet(0, &[60, 0, 1, 4, 0, 0, 0, 0, 17, 1, 0, 0]);
+        cut[5] = 24;
+        let mut d = Decoder::new(4);
+        for (i, f) in [&twice, &cut].into_iter().enumerate() {
+            let p = d.decode(linktype::RAW, f, f.len() as u32, Ts(0));
+            let p = p.unwrap_or_else(|| panic!("frame {i} decodes"));
+            assert_eq!(p.fragment, Fragment::None);
+        }
+        assert_eq!((d.stats.ipv6, d.stats.invalid_ipv6_ext), (2, 2));
+    }
+
+    #[test]
+    fn ipv6_fragment_header_behind_hop_by_hop() {
+        let frag = |offset_flags: u16| {
+            let mut b = vec![44, 0, 1, 4, 0, 0, 0, 0];
+            b.extend_from_slice(&[17, 0]);
+            b.extend_from_slice(&offset_flags.to_be_bytes());
+            b.extend_from_slice(&0xdead_beef_u32.to_be_bytes());
+            b
+        };
+        // First fragment (offset 0, M set) carrying the UDP header.
+        let mut first = frag(1);
+        first.extend_from_slice(&[0x00, 0x45, 0x00, 0x45, 0, 24, 0, 0]);
+        first.extend_from_slice(&[0xaa; 8]);
+        // Continuation at offset 2 (16 bytes), last.
+        let mut second = frag(2 << 3);
+        second.extend_from_slice(&[0xbb; 8]);
+        let (first, second) = (ipv6_packet(0, &first), ipv6_packet(0, &second));
+        let mut d = Decoder::new(4);
+        let p1 = d.decode(linktype::RAW, &first, 0, Ts(0)).unwrap();
+        assert_eq!((p1.sport, p1.dport, p1.fragment), (69, 69, Fragment::First));
+        let p2 = d.decode(linktype::RAW, &second, 0, Ts(1)).unwrap();
+        assert_eq!(
+            (p2.sport, p2.dport, p2.fragment, p2.payload.len()),
+            (69, 69, Fragment::Continuation, 8)
+        );
+        assert_eq!((d.stats.frag_first, d.stats.frag_attributed), (1, 1));
     }
 
     /// An Ethernet/IPv4 frame from 192.0.2.1 to 192.0.2.2 carrying `payload` as IP

@@ -1,12 +1,24 @@
 //! Fuzz target: arbitrary bytes, cut into chunks and directions by the input itself, through
-//! the FTP control parser. Nothing may panic; pending commands stay under their cap.
+//! the FTP control parser (commands one way, replies the other). Nothing may panic; pending
+//! commands stay under their cap. The whole input also goes through each argument parser
+//! (PORT, EPRT, LPRT and the PASV, EPSV, LPSV replies) on the first line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use xferwatch::direction::Direction;
-use xferwatch::proto::ftp::{FtpConfig, FtpControl};
+use xferwatch::proto::ftp::{
+    FtpConfig, FtpControl, parse_eprt, parse_epsv, parse_lprt, parse_lpsv, parse_pasv, parse_port,
+};
 
 fuzz_target!(|data: &[u8]| {
+    // Argument and reply texts are single short lines, so the argument parsers get the
+    // input's first line, at most 96 bytes (they are linear, but costly per character
+    // under coverage instrumentation).
+    let line = data.split(|&b| b == b'\n').next().unwrap_or(data);
+    let line = line.get(..96).unwrap_or(line);
+    let _ = (parse_port(line), parse_eprt(line), parse_lprt(line));
+    let text = String::from_utf8_lossy(line);
+    let _ = (parse_pasv(&text), parse_epsv(&text), parse_lpsv(&text));
     let cfg = FtpConfig {
         max_line: 128,
         max_pending: 4,

@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
         assert!((p.finish)(data) != ProbeResult::NeedMore);
     }
 
-    let Some((&head, rest)) = data.split_first() else { return };
+    let Some((&head, rest)) = data.split_first() else {
+        return;
+    };
     let l4 = match head % 3 {
         0 => L4::Tcp,
         1 => L4::Udp,
@@ -24,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let ports = [21u16, 69, 139, 445, 990, 80, 443, 40000];
     let server_port = ports[usize::from(head >> 2) % ports.len()];
-    let budget = Budget { max_bytes: usize::from(head) * 16, max_packets: u32::from(head % 11) };
+    let budget = Budget {
+        max_bytes: usize::from(head) * 16,
+        max_packets: u32::from(head % 11),
+    };
     let mut c = Classifier::new(l4, 50000, server_port);
     let mut rest = rest;
     let mut n = 0u64;
@@ -32,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     while let Some((&ctl, tail)) = rest.split_first() {
         let len = usize::from(ctl & 0x7f).min(tail.len());
         let (chunk, next) = tail.split_at(len);
-        let dir = if ctl & 0x80 == 0 { Direction::ToServer } else { Direction::ToClient };
+        let dir = if ctl & 0x80 == 0 {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
         match dir {
             Direction::ToServer => ts += chunk.len() as u64,
             Direction::ToClient => tc += chunk.len() as u64,
@@ -45,5 +54,13 @@ fuzz_target!(|data: &[u8]| {
     c.finish();
     let labels = c.labels();
     let policy = PortPolicy::default_policy();
-    let _ = judge_all(&labels, false, [192, 0, 2, 1].into(), server_port, ts, tc, &policy);
+    let _ = judge_all(
+        &labels,
+        false,
+        [192, 0, 2, 1].into(),
+        server_port,
+        ts,
+        tc,
+        &policy,
+    );
 });

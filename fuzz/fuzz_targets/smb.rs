@@ -1,6 +1,11 @@
 //! Fuzz target: arbitrary bytes, cut into chunks, directions, gaps and sized holes by the
-//! input itself, through the SMB connection parser. Nothing may panic; tables stay under
+//! input itself, through the SMB connection parser (NBSS framing, SMB1/SMB2 headers,
+//! NEGOTIATE, TREE_CONNECT, CREATE, READ/WRITE …). Nothing may panic; tables stay under
 //! their caps.
+//!
+//! Each chunk starts with two bytes: bit 0 of the first is the direction, bit 1 a gap
+//! before the chunk, bit 2 a hole (a `skip` of that many bytes instead of data); its upper
+//! five bits and the second byte are the length (up to 8191).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,24 +24,30 @@ fuzz_target!(|data: &[u8]| {
     let mut conn = SmbConnection::new(cfg);
     let mut out = Vec::new();
     let mut rest = data;
-    while let Some((&ctl, tail)) = rest.split_first() {
-        let len = (usize::from(ctl >> 2) * 8).min(tail.len());
-        let (chunk, next) = tail.split_at(len);
-        let dir = if ctl & 1 == 0 {
+    while let Some((&[a, b], tail)) = rest.split_first_chunk::<2>() {
+        let claimed = usize::from(a >> 3) << 8 | usize::from(b);
+        let dir = if a & 1 == 0 {
             Direction::ToServer
         } else {
             Direction::ToClient
         };
-        if ctl & 2 != 0 && len % 16 == 8 {
-            // A hole of known size instead of bytes.
-            conn.skip(dir, u64::from(ctl) * 131, &mut out);
+        if a & 4 != 0 {
+            // A hole of known size instead of bytes; scaled so it can span many records.
+            conn.skip(dir, claimed as u64 * 131, &mut out);
+            rest = tail;
         } else {
-            conn.feed(dir, chunk, ctl & 2 != 0, &mut out);
+            let (chunk, next) = tail.split_at(claimed.min(tail.len()));
+            conn.feed(dir, chunk, a & 2 != 0, &mut out);
+            rest = next;
         }
         out.clear();
-        rest = next;
     }
     conn.finish(&mut out);
     assert!(conn.files().len() <= 8 && conn.trees().len() <= 4);
-    let _ = conn.summary();
+    let _ = (
+        conn.summary(),
+        conn.counters(),
+        conn.dialect(),
+        conn.encrypted(),
+    );
 });

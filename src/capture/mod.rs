@@ -324,8 +324,10 @@ impl<R: Read> Read for FirstReadFull<R> {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // the one internal helper behind read_input
-fn read_stream(
+/// [`read_input`] on any byte stream: `name` labels errors. Lets tests and the fuzz
+/// target feed captures from memory.
+#[allow(clippy::too_many_arguments)] // read_input's arguments plus the stream
+pub fn read_stream(
     reader: Box<dyn Read + Send>,
     name: &str,
     max_record: usize,
@@ -359,12 +361,22 @@ fn read_stream(
     let mut ifaces: Vec<Iface> = Vec::new();
     let mut last_ts = Ts(0);
     let mut consumed: u64 = 0;
+    // Byte order of the current pcapng section; `None` until a section header is read.
+    let mut ng_big_endian: Option<bool> = None;
     loop {
         if frames.is_multiple_of(1024) {
             if stop() {
                 break;
             }
             progress(consumed);
+        }
+        if ng_big_endian.is_some_and(|big| short_ng_block(rd.data(), big)) {
+            return Err(CaptureError::Corrupt {
+                input: name.to_string(),
+                frames,
+                offset: consumed,
+                what: "a pcapng block shorter than its 12-byte frame".to_string(),
+            });
         }
         let (offset, block) = match rd.next() {
             Ok(v) => v,
@@ -448,7 +460,10 @@ fn read_stream(
                     frame = Some((ts, ifc.linktype, b.origlen, b.data));
                 }
             }
-            PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
+            PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                ifaces.clear();
+                ng_big_endian = Some(shb.big_endian());
+            }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                 ifaces.push(Iface {
                     linktype: (idb.linktype.0 & LINKTYPE_MASK) as u32,
@@ -481,8 +496,21 @@ fn read_stream(
                 }
             }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => match ifaces.first() {
-                // A simple packet has no timestamp: reuse the last one seen.
-                Some(ifc) => frame = Some((last_ts, ifc.linktype, spb.origlen, spb.data)),
+                Some(ifc) => {
+                    // The block's data includes its padding: the packet is at most
+                    // `origlen` of it.
+                    let data = spb.data.get(..spb.origlen as usize).unwrap_or(spb.data);
+                    if data.len() > max_record {
+                        return Err(CaptureError::RecordTooLarge {
+                            input: name.to_string(),
+                            frames,
+                            offset: consumed,
+                            max: max_record,
+                        });
+                    }
+                    // A simple packet has no timestamp: reuse the last one seen.
+                    frame = Some((last_ts, ifc.linktype, spb.origlen, data));
+                }
                 None => stats.bad_interface += 1,
             },
             PcapBlockOwned::NG(_) => {}
@@ -516,6 +544,28 @@ fn read_stream(
     }
     progress(consumed);
     Ok(frames)
+}
+
+/// True when the next pcapng block (other than a section header, which sets its own byte
+/// order) claims a total length under the 12 bytes of its type and two length fields.
+///
+/// pcap-parser 0.17 subtracts 12 from that length unchecked for process-information
+/// blocks: an overflow panic with overflow checks, a misleading "record too large" error
+/// without (found by the capture fuzz target).
+fn short_ng_block(data: &[u8], big_endian: bool) -> bool {
+    const SECTION_HEADER: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    let (Some(kind), Some(len)) = (data.first_chunk::<4>(), data.get(4..8)) else {
+        return false;
+    };
+    let Ok(len) = <[u8; 4]>::try_from(len) else {
+        return false;
+    };
+    let len = if big_endian {
+        u32::from_be_bytes(len)
+    } else {
+        u32::from_le_bytes(len)
+    };
+    *kind != SECTION_HEADER && len < 12
 }
 
 /// Nanoseconds from whole seconds plus a fraction in `units_per_sec` units.
@@ -635,6 +685,87 @@ mod tests {
         assert!(matches!(r, Err(CaptureError::NotACapture { .. })), "{r:?}");
         let (r, _) = read_bytes(Vec::new());
         assert!(matches!(r, Err(CaptureError::NotACapture { .. })), "{r:?}");
+    }
+
+    /// A little-endian pcapng block of `btype` around `body` (padded to 32 bits).
+    fn ng_block(btype: u32, body: &[u8]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = (12 + body.len()) as u32;
+        let mut v = btype.to_le_bytes().to_vec();
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(&body);
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    /// Section header and one Ethernet interface.
+    fn ng_header() -> Vec<u8> {
+        let mut shb = 0x1a2b_3c4d_u32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        let mut f = ng_block(0x0a0d_0d0a, &shb);
+        f.extend(ng_block(1, &[1, 0, 0, 0, 0, 0, 4, 0]));
+        f
+    }
+
+    fn ng_simple(data: &[u8], origlen: u32) -> Vec<u8> {
+        let mut body = origlen.to_le_bytes().to_vec();
+        body.extend_from_slice(data);
+        ng_block(3, &body)
+    }
+
+    #[test]
+    fn pcapng_enhanced_and_simple_packets() {
+        let mut f = ng_header();
+        let mut epb = vec![0u8; 4];
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&5_000_001u32.to_le_bytes());
+        epb.extend_from_slice(&3u32.to_le_bytes());
+        epb.extend_from_slice(&3u32.to_le_bytes());
+        epb.extend_from_slice(b"abc");
+        f.extend(ng_block(6, &epb));
+        f.extend(ng_simple(b"hello", 5));
+        let (r, got) = read_bytes(f);
+        assert_eq!(r.unwrap(), 2);
+        assert_eq!(got[0].0, Ts::from_parts(5, 1000));
+        assert_eq!(got[0].3, b"abc");
+        // Regression (seen while writing the capture fuzz target): the simple packet's
+        // padding was delivered as packet bytes.
+        assert_eq!(got[1].3, b"hello");
+        assert_eq!(got[1].0, got[0].0);
+    }
+
+    /// Regression (seen while writing the capture fuzz target, whose check on the record
+    /// limit would trip on it): simple packets escaped the record-size limit.
+    #[test]
+    fn huge_simple_packet_is_corrupt() {
+        let mut f = ng_header();
+        f.extend(ng_simple(b"ok", 2));
+        f.extend(ng_simple(&[0x55; 300_000], 300_000));
+        let (r, got) = read_bytes(f);
+        assert_eq!(got.len(), 1);
+        assert!(
+            matches!(r, Err(CaptureError::RecordTooLarge { frames: 1, .. })),
+            "{r:?}"
+        );
+    }
+
+    /// Regression (capture fuzz target): a process-information block claiming 8 bytes
+    /// overflowed pcap-parser's length arithmetic.
+    #[test]
+    fn short_pcapng_block_is_corrupt() {
+        let mut f = ng_header();
+        f.extend(ng_simple(b"ok", 2));
+        f.extend_from_slice(&0x8000_0001_u32.to_le_bytes());
+        f.extend_from_slice(&8u32.to_le_bytes());
+        f.extend_from_slice(&[0u8; 24]);
+        let (r, got) = read_bytes(f);
+        assert_eq!(got.len(), 1);
+        assert!(
+            matches!(r, Err(CaptureError::Corrupt { frames: 1, .. })),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -99,10 +99,28 @@ impl ConfigError {
             origin: origin.to_owned(),
             line,
             column,
-            key,
-            message: one_line(message),
+            key: escape_controls(&key),
+            message: escape_controls(&one_line(message)),
         }
     }
+}
+
+/// Control characters written as escapes. A quoted TOML key may hold any character,
+/// `"a\nb"` a newline among them, and the key is quoted back in the message (found by the
+/// config fuzz target: the message came out on two lines).
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The message contract is one line; parser messages are, but make sure.

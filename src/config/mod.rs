@@ -412,6 +412,18 @@ pub const DEFAULT_EXECUTABLE_EXTENSIONS: [&str; 23] = [
 /// many session start times plus one.
 pub const MAX_REPEATED_CONNECTIONS: u32 = 1000;
 
+/// Largest accepted `[capture] batch_packets`: a batch reserves room for this many
+/// full-size frames when it is made, and a larger request would abort the allocation at
+/// start-up instead of giving a message.
+pub const MAX_BATCH_PACKETS: u32 = 65_536;
+
+/// Largest accepted `[capture] queue_batches`: the channel allocates its slots up front.
+pub const MAX_QUEUE_BATCHES: u32 = 4_096;
+
+/// Largest accepted `[capture] max_record_bytes` (64 MiB): the file reader's buffer is
+/// this plus 64 KiB.
+pub const MAX_RECORD_BYTES: u32 = 64 << 20;
+
 /// `[suppression]`: repeats of one alert (same rule and key) inside a window are counted
 /// instead of written; the next record written for that key carries the count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -564,8 +576,25 @@ impl Config {
             .collect()
     }
 
-    /// Checks that relate several values; each failure points at one of them.
+    /// Checks that relate several values, and the upper bounds of the sizes that start-up
+    /// allocates from; each failure points at one value.
     fn cross_check(&self) -> Result<(), CrossFieldError> {
+        // Seen while writing the config fuzz target: any non-zero u32 was accepted here,
+        // and the pipeline sized its first allocations from it.
+        let c = &self.capture;
+        for (key, value, max) in [
+            ("batch_packets", c.batch_packets, MAX_BATCH_PACKETS),
+            ("queue_batches", c.queue_batches, MAX_QUEUE_BATCHES),
+            ("max_record_bytes", c.max_record_bytes, MAX_RECORD_BYTES),
+        ] {
+            if value.get() > max {
+                return Err(CrossFieldError {
+                    path: vec![Seg::Key("capture"), Seg::Key(key)],
+                    key: format!("[capture] {key}"),
+                    message: format!("{value} is more than the supported {max}"),
+                });
+            }
+        }
         let nets = &self.networks;
         for (i, ext) in nets.external.iter().enumerate() {
             if nets.internal.contains(ext) {

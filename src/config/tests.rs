@@ -692,6 +692,21 @@ fn suppression_rules_and_bounds() {
         e.starts_with("sensor.toml:2:21: [detect] max_tracked_hosts: invalid value: integer `0`"),
         "{e}"
     );
+    // Regression (seen while writing the config fuzz target): start-up buffers sized from
+    // these aborted the allocation instead of giving a message.
+    assert_eq!(
+        err("[capture]\nbatch_packets = 4294967295\n"),
+        "sensor.toml:2:17: [capture] batch_packets: 4294967295 is more than the supported 65536"
+    );
+    assert_eq!(
+        err("[capture]\nqueue_batches = 4097\n"),
+        "sensor.toml:2:17: [capture] queue_batches: 4097 is more than the supported 4096"
+    );
+    assert_eq!(
+        err("[capture]\nmax_record_bytes = 67108865\n"),
+        "sensor.toml:2:20: [capture] max_record_bytes: 67108865 is more than the supported 67108864"
+    );
+    assert!(parse("[capture]\nbatch_packets = 65536\nqueue_batches = 4096\n").is_ok());
     assert_eq!(
         err("[thresholds]\nrepeated_connections_max = 5000\n"),
         "sensor.toml:2:28: [thresholds] repeated_connections_max: 5000 is more than the supported 1000"
@@ -722,5 +737,19 @@ fn extension_lists_are_normalised_and_checked() {
     assert!(
         err("[thresholds]\nfilename_executable_extensions = [\"e x e\"]\n")
             .contains("no dots, spaces")
+    );
+}
+
+/// Regression (config fuzz target): a quoted key with a newline escape made a two-line
+/// message; control characters in keys now print as escapes.
+#[test]
+fn control_characters_in_keys_stay_on_one_line() {
+    let e = err("\"a\\nb\\u001b\" = 1\n");
+    assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e:?}");
+    assert!(e.contains(r"a\nb\u{1b}"), "{e}");
+    let e = err("[flows]\n\"max\\tflows\" = 1\n");
+    assert!(
+        e.starts_with(r"sensor.toml:2:1: [flows] max\tflows: unknown field"),
+        "{e}"
     );
 }
