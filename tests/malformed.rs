@@ -440,7 +440,11 @@ fn malformed_frames_make_rate_limited_anomaly_records() {
     // The first ten are frames 1..=10; the eleventh is frame 26 and stands for 15 more.
     let cnts: Vec<u64> = anomalies.iter().map(|a| n(&a["pcap_cnt"])).collect();
     assert_eq!(cnts, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 26]);
-    assert!(anomalies[..10].iter().all(|a| a["anomaly"].get("suppressed").is_none()));
+    assert!(
+        anomalies[..10]
+            .iter()
+            .all(|a| a["anomaly"].get("suppressed").is_none())
+    );
     assert_eq!(anomalies[10]["anomaly"]["suppressed"], 15);
     let dec = &r.stats()["stats"]["decoder"];
     assert_eq!(n(&dec["invalid_tcp"]), 26);
