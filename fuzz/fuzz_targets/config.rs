@@ -9,14 +9,20 @@ use libfuzzer_sys::fuzz_target;
 use xferwatch::capture::Batch;
 use xferwatch::config::Config;
 use xferwatch::engine::{Engine, EngineSettings};
+use xferwatch::output::queue::queues;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     match Config::from_toml_str(&text, "fuzz.toml") {
         Ok(cfg) => {
             let settings = EngineSettings::from_config(&cfg, true);
-            let (tx, _rx) = crossbeam_channel::bounded(1);
-            drop(Engine::new(settings, tx));
+            let (tx, _rx) = queues(
+                cfg.output.queue_records.as_usize(),
+                cfg.output.queue_alerts.as_usize(),
+            );
+            // One worker's share of the caps, as the pipeline hands them out.
+            let workers = usize::from(cfg.capture.workers).max(1);
+            drop(Engine::new(settings.shared_by(workers), tx));
             // What the pipeline allocates from the config before reading a packet.
             let cap = &cfg.capture;
             drop(Batch::with_capacity(cap.batch_packets.as_usize()));
