@@ -1,8 +1,8 @@
-//! Pipeline: capture on the calling thread, one worker thread, one writer thread, joined
-//! by bounded crossbeam channels.
+//! Pipeline: capture on the calling thread, `[capture] workers` worker threads (frames
+//! sharded by [`crate::shard`]), one writer thread, joined by bounded queues.
 //!
 //! Replay never drops: when a queue is full the reader waits. Live capture never waits:
-//! a batch that finds the worker queue full is dropped and counted
+//! a batch that finds its worker's queue full is dropped and counted
 //! (`stats.capture.queue_dropped`), and records that find their writer queue full are
 //! dropped and counted per event type (`stats.output.queue_dropped`), so the kernel buffer
 //! keeps draining. Alerts have their own, larger writer queue ([`crate::output::queue`]).
@@ -15,7 +15,7 @@
 //! frames (live: at least once per read timeout), flows then end with reason `shutdown` and
 //! the final stats record is written; a second one exits at once. SIGHUP makes the writer
 //! reopen its file at the next record boundary (so no line is ever split across files) and
-//! the reader re-read the config; new settings reach the worker between two batches.
+//! the reader re-read the config; new settings reach every worker between two batches.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
