@@ -877,8 +877,26 @@ fn ftp_possible(d: &DirProbe) -> bool {
 /// See [`Classifier::wants_more`]. Symmetric in the two directions, so swapping sides
 /// leaves it unchanged.
 fn inner_wants_more(inner: &Inner) -> bool {
-    let open = |d: &DirProbe| matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing);
+    let open = |d: &DirProbe| {
+        matches!(d.ev.state, ProbeState::Probing)
+            || (d.ev.state == ProbeState::Idle && !answered_elsewhere(inner, d))
+    };
     open(&inner.ts) || open(&inner.tc) || ftps_watch_active(inner) || smb_watch_active(inner)
+}
+
+/// True when `d` has seen nothing and its peer sent a TFTP read or write request: the
+/// server answers from a new port (RFC 1350 transfer identifiers), so nothing is expected
+/// back on the request's own flow, and waiting for it would keep the probe state for the
+/// flow's whole life (a flood of unanswered requests is a table of such flows).
+fn answered_elsewhere(inner: &Inner, d: &DirProbe) -> bool {
+    let peer = if std::ptr::eq(d, &inner.ts) {
+        &inner.tc
+    } else {
+        &inner.ts
+    };
+    peer.ev
+        .signature
+        .is_some_and(|s| s.proto == AppProto::Tftp && s.name != tftp::SIG_OACK)
 }
 
 fn ftps_watch_active(inner: &Inner) -> bool {

@@ -763,3 +763,26 @@ fn probe_rows_match_the_table() {
         assert_eq!(p.id.row(), i, "{:?}", p.id);
     }
 }
+
+/// A TFTP request is answered from a new port, so its own flow has nothing more to wait
+/// for: identification settles on the request alone (and the engine frees the probe state),
+/// instead of holding it until the flow times out. A DNS query, answered on its own flow,
+/// keeps waiting.
+#[test]
+fn a_tftp_request_settles_without_waiting_for_its_peer() {
+    let budget = Budget {
+        max_bytes: 4096,
+        max_packets: 8,
+    };
+    let mut c = Classifier::new(L4::Udp, 40000, 69);
+    c.feed(TS, b"\x00\x01pxelinux.0\x00octet\x00", 1, &budget);
+    assert_eq!(c.evidence(TS).state, ProbeState::Matched);
+    assert!(!c.wants_more());
+    assert_eq!(c.labels().app_proto, AppProto::Tftp);
+
+    let mut d = Classifier::new(L4::Udp, 40001, 53);
+    let query =
+        b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01";
+    d.feed(TS, query, 1, &budget);
+    assert!(d.wants_more());
+}
