@@ -533,10 +533,11 @@ impl Classifier {
         let (l4, server_port) = (self.l4, self.server_port);
         let inner = self.inner.get_or_insert_with(Box::default);
         {
+            let probing = awaits_bytes(inner.dir(dir), inner.dir(dir.reverse()));
             let d = inner.dir_mut(dir);
             d.ev.push_head(payload);
             d.last_pcap_cnt = pcap_cnt;
-            if !matches!(d.ev.state, ProbeState::Idle | ProbeState::Probing) {
+            if !probing {
                 // Decided: only a watcher may still read this direction (most such chunks
                 // are SMB message bodies the NBSS watcher skips).
                 if l4 == L4::Tcp && watch_decided(inner, dir, payload, pcap_cnt) {
@@ -877,26 +878,27 @@ fn ftp_possible(d: &DirProbe) -> bool {
 /// See [`Classifier::wants_more`]. Symmetric in the two directions, so swapping sides
 /// leaves it unchanged.
 fn inner_wants_more(inner: &Inner) -> bool {
-    let open = |d: &DirProbe| {
-        matches!(d.ev.state, ProbeState::Probing)
-            || (d.ev.state == ProbeState::Idle && !answered_elsewhere(inner, d))
-    };
-    open(&inner.ts) || open(&inner.tc) || ftps_watch_active(inner) || smb_watch_active(inner)
+    awaits_bytes(&inner.ts, &inner.tc)
+        || awaits_bytes(&inner.tc, &inner.ts)
+        || ftps_watch_active(inner)
+        || smb_watch_active(inner)
 }
 
-/// True when `d` has seen nothing and its peer sent a TFTP read or write request: the
-/// server answers from a new port (RFC 1350 transfer identifiers), so nothing is expected
-/// back on the request's own flow, and waiting for it would keep the probe state for the
-/// flow's whole life (a flood of unanswered requests is a table of such flows).
-fn answered_elsewhere(inner: &Inner, d: &DirProbe) -> bool {
-    let peer = if std::ptr::eq(d, &inner.ts) {
-        &inner.tc
-    } else {
-        &inner.ts
-    };
-    peer.ev
-        .signature
-        .is_some_and(|s| s.proto == AppProto::Tftp && s.name != tftp::SIG_OACK)
+/// Whether direction `d` still has probing to do. An idle direction whose `peer` sent a TFTP
+/// read or write request has none: the server answers from a new port (RFC 1350 transfer
+/// identifiers), so nothing is expected back on the request's own flow, and waiting for it
+/// would keep the probe state for the flow's whole life (a flood of unanswered requests is
+/// a table of such flows). Bytes that come anyway are not probed, so once this is false it
+/// stays false.
+fn awaits_bytes(d: &DirProbe, peer: &DirProbe) -> bool {
+    match d.ev.state {
+        ProbeState::Probing => true,
+        ProbeState::Idle => !peer
+            .ev
+            .signature
+            .is_some_and(|s| s.proto == AppProto::Tftp && s.name != tftp::SIG_OACK),
+        _ => false,
+    }
 }
 
 fn ftps_watch_active(inner: &Inner) -> bool {
