@@ -6,7 +6,7 @@
 
 use crate::app_proto::AppProto;
 use crate::capture::{Batch, FrameMeta, ReadStats};
-use crate::decode::Decoder;
+use crate::decode::{DecodeStats, Decoder};
 use crate::detect::{Alert, DetectSettings, Detector, MismatchRule, MismatchView};
 use crate::direction::Direction;
 use crate::flow::{EndReason, Flow, FlowLimits, FlowTable};
@@ -1204,30 +1204,21 @@ impl SessionCtx<'_> {
     }
 }
 
+/// Reads one `stats.decoder` counter.
+type Counter = fn(&DecodeStats) -> u64;
+
 /// The `stats.decoder` counters of malformed frames: each such frame may make an `anomaly`
 /// record. (Cut payloads, orphan fragments and full tables are capture or capacity events,
 /// counted but not anomalies.)
-const MALFORMED: [&str; 7] = [
-    "truncated_link",
-    "invalid_ip",
-    "invalid_ipv6_ext",
-    "invalid_tcp",
-    "invalid_udp",
-    "invalid_icmp",
-    "tunnel_too_deep",
+const MALFORMED: [(&str, Counter); 7] = [
+    ("truncated_link", |s| s.truncated_link),
+    ("invalid_ip", |s| s.invalid_ip),
+    ("invalid_ipv6_ext", |s| s.invalid_ipv6_ext),
+    ("invalid_tcp", |s| s.invalid_tcp),
+    ("invalid_udp", |s| s.invalid_udp),
+    ("invalid_icmp", |s| s.invalid_icmp),
+    ("tunnel_too_deep", |s| s.tunnel_too_deep),
 ];
-
-fn malformed_counts(s: &crate::decode::DecodeStats) -> [u64; 7] {
-    [
-        s.truncated_link,
-        s.invalid_ip,
-        s.invalid_ipv6_ext,
-        s.invalid_tcp,
-        s.invalid_udp,
-        s.invalid_icmp,
-        s.tunnel_too_deep,
-    ]
-}
 
 /// `anomaly` records per packet-time second and worker, at most: a stream of garbage must
 /// not turn into a stream of records.
@@ -1465,7 +1456,7 @@ impl Engine {
     /// at most [`ANOMALIES_PER_SEC`] per packet-time second; the rest are counted in
     /// `stats.decoder.anomaly_suppressed` and the next record says how many it stands for.
     fn anomaly_if_malformed(&mut self, meta: &FrameMeta, caplen: usize) {
-        let now = malformed_counts(&self.decoder.stats);
+        let now = MALFORMED.map(|(_, count)| count(&self.decoder.stats));
         // Seven loads and a compare per frame; the rest only for a malformed one.
         if now == self.anomalies.seen {
             return;
@@ -1474,7 +1465,7 @@ impl Engine {
             .iter()
             .zip(now.iter().zip(self.anomalies.seen.iter()))
             .find(|(_, (n, s))| n != s)
-            .map_or("malformed", |(name, _)| *name);
+            .map_or("malformed", |((name, _), _)| *name);
         self.anomalies.seen = now;
         let second = meta.ts.secs();
         if second != self.anomalies.second {
