@@ -21,28 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Scratch;
 use serde_json::Value;
 
 /// Times `pcaps/demo.pcap` is replayed: about 400 KB of EVE in ~670 records.
 const REPEATS: usize = 20;
-
-/// A private temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("xferwatch-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A tmpfs of a few hundred KiB, unmounted on drop (even when the test panics).
 struct Tmpfs {
@@ -247,10 +230,10 @@ fn replay_into_a_full_tmpfs_loses_nothing_once_space_frees() {
         eprintln!("replay_into_a_full_tmpfs_loses_nothing_once_space_frees: skipped: not root");
         return;
     }
-    let tmp = TempDir::new("bp-tmpfs");
-    let config = tight_config(&tmp.0);
+    let tmp = Scratch::new("bp-tmpfs");
+    let config = tight_config(tmp.dir());
     let want = reference(&config);
-    let fs_ = Tmpfs::mount(&tmp.0, 512);
+    let fs_ = Tmpfs::mount(tmp.dir(), 512);
     // Room for about a quarter of the output: the sensor writes, then stalls mid-run.
     let filler = fs_.fill(96 * 1024);
     let (eve, mut child, stalled_at) = run_until_stalled(&fs_, &config);
@@ -284,13 +267,13 @@ fn sighup_during_a_stall_moves_output_to_the_new_file_whole() {
         eprintln!("sighup_during_a_stall_moves_output_to_the_new_file_whole: skipped: not root");
         return;
     }
-    let tmp = TempDir::new("bp-sighup");
-    let config = tight_config(&tmp.0);
+    let tmp = Scratch::new("bp-sighup");
+    let config = tight_config(tmp.dir());
     let want = reference(&config);
-    let fs_ = Tmpfs::mount(&tmp.0, 512);
+    let fs_ = Tmpfs::mount(tmp.dir(), 512);
     // Rotation target: `next` on the full tmpfs points at a file on a disk with room, so
     // only the reopen can get the sensor going again (the filler stays).
-    let roomy = tmp.0.join("eve.json.new");
+    let roomy = tmp.path("eve.json.new");
     std::os::unix::fs::symlink(&roomy, fs_.dir.join("next")).unwrap();
     let _filler = fs_.fill(64 * 1024);
     let (eve, mut child, stalled_at) = run_until_stalled(&fs_, &config);
@@ -340,10 +323,10 @@ fn sigterm_while_the_disk_stays_full_gives_up_on_a_whole_line() {
         eprintln!("sigterm_while_the_disk_stays_full_gives_up_on_a_whole_line: skipped: not root");
         return;
     }
-    let tmp = TempDir::new("bp-giveup");
-    let config = tight_config(&tmp.0);
+    let tmp = Scratch::new("bp-giveup");
+    let config = tight_config(tmp.dir());
     let want = reference(&config);
-    let fs_ = Tmpfs::mount(&tmp.0, 512);
+    let fs_ = Tmpfs::mount(tmp.dir(), 512);
     let _filler = fs_.fill(64 * 1024);
     let (eve, mut child, stalled_at) = run_until_stalled(&fs_, &config);
     let st = Command::new("kill")
@@ -371,8 +354,8 @@ fn sigterm_while_the_disk_stays_full_gives_up_on_a_whole_line() {
 
 #[test]
 fn replay_into_a_pipe_whose_reader_pauses_loses_nothing() {
-    let tmp = TempDir::new("bp-pipe");
-    let config = tight_config(&tmp.0);
+    let tmp = Scratch::new("bp-pipe");
+    let config = tight_config(tmp.dir());
     let want = reference(&config);
     let mut child = sensor(&config, "-")
         .stdout(Stdio::piped())
@@ -404,8 +387,8 @@ fn replay_into_a_pipe_whose_reader_pauses_loses_nothing() {
 
 #[test]
 fn a_reader_that_leaves_ends_the_run_quietly() {
-    let tmp = TempDir::new("bp-epipe");
-    let config = tight_config(&tmp.0);
+    let tmp = Scratch::new("bp-epipe");
+    let config = tight_config(tmp.dir());
     let mut cmd = sensor(&config, "-");
     // Long enough that the run would take far longer than the check below without a stop.
     for _ in 0..200 {
@@ -445,7 +428,7 @@ fn live_mode_counts_every_dropped_record_per_type() {
     use xferwatch::output::{Target, Writer};
     use xferwatch::pipeline::{Signals, writer_loop};
 
-    let tmp = TempDir::new("bp-live");
+    let tmp = Scratch::new("bp-live");
     let config = Config::load(&common::root().join("pcaps/demo.toml")).unwrap();
     // Live settings (no pcap_cnt), same in both runs.
     let settings = EngineSettings::from_config(&config, false);
@@ -476,7 +459,7 @@ fn live_mode_counts_every_dropped_record_per_type() {
 
     // Runs the engine over every batch; the writer starts after `writer_after` batches.
     let run = |name: &str, live: bool, records: usize, writer_after: usize| -> Vec<u8> {
-        let path = tmp.0.join(name);
+        let path = tmp.path(name);
         let (tx, rx) = queues(records, records);
         let mut engine = Engine::new(settings.clone(), tx);
         if live {

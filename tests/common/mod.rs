@@ -125,6 +125,11 @@ impl Scratch {
         Scratch(dir)
     }
 
+    /// The directory itself.
+    pub fn dir(&self) -> &Path {
+        &self.0
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
