@@ -36,8 +36,9 @@ fn bench(c: &mut Criterion) {
                 let ts = Ts(i as u64 * 1000);
                 if let Some(p) = dec.decode(linktype::ETHERNET, f, f.len() as u32, ts) {
                     let hit = table.lookup(&p, ts, i as u64, &mut ended);
-                    if let Some(flow) = table.get_mut(hit.slot) {
-                        std::hint::black_box(flow.update(hit.dir, &p, ts, i as u64));
+                    if let Some((flow, pool)) = table.flow_and_pool(hit.slot) {
+                        std::hint::black_box(flow.update(hit.dir, &p, ts, i as u64, pool));
+                        flow.return_buffers(pool, false);
                     }
                 }
             }

@@ -244,6 +244,11 @@ pub struct FlowsConfig {
     pub other: Seconds,
     /// IPv4 fragment-tracking entries kept at once.
     pub max_fragments: Count,
+    /// Bytes one TCP direction may hold while later segments wait for a hole to fill
+    /// (0 = no reordering: a hole reaches the parsers at once).
+    pub reorder_bytes: u32,
+    /// Cap on the memory of all reorder buffers together, MiB.
+    pub max_reorder_memory_mib: Count,
 }
 
 impl Default for FlowsConfig {
@@ -258,6 +263,8 @@ impl Default for FlowsConfig {
             icmp: Seconds::lit(30),
             other: Seconds::lit(60),
             max_fragments: Count::lit(4096),
+            reorder_bytes: 262_144,
+            max_reorder_memory_mib: Count::lit(32),
         }
     }
 }
@@ -411,6 +418,9 @@ pub const DEFAULT_EXECUTABLE_EXTENSIONS: [&str; 23] = [
 /// Largest accepted `repeated_connections_max`: each tracked host → address:port keeps that
 /// many session start times plus one.
 pub const MAX_REPEATED_CONNECTIONS: u32 = 1000;
+
+/// Largest `[flows] reorder_bytes`: one TCP direction never holds more than this.
+pub const MAX_REORDER_BYTES: u32 = 16 << 20;
 
 /// Largest accepted `[capture] batch_packets`: a batch reserves room for this many
 /// full-size frames when it is made, and a larger request would abort the allocation at
@@ -594,6 +604,16 @@ impl Config {
                     message: format!("{value} is more than the supported {max}"),
                 });
             }
+        }
+        if self.flows.reorder_bytes > MAX_REORDER_BYTES {
+            return Err(CrossFieldError {
+                path: vec![Seg::Key("flows"), Seg::Key("reorder_bytes")],
+                key: "[flows] reorder_bytes".to_owned(),
+                message: format!(
+                    "{} is more than the supported {MAX_REORDER_BYTES}",
+                    self.flows.reorder_bytes
+                ),
+            });
         }
         let nets = &self.networks;
         for (i, ext) in nets.external.iter().enumerate() {

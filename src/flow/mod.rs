@@ -8,6 +8,7 @@
 //! * nothing here reads the wall clock.
 
 pub mod key;
+pub mod reorder;
 
 use std::hash::BuildHasher;
 
@@ -18,6 +19,7 @@ use crate::decode::{Fragment, Packet, TcpMeta};
 use crate::direction::Direction;
 use crate::time::Ts;
 pub use key::FlowKey;
+pub use reorder::{ReadyChunk, ReorderBuf, ReorderPool, ReorderStats};
 
 /// Timeouts and caps for the table, in packet-time seconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +40,10 @@ pub struct FlowLimits {
     pub icmp: u64,
     /// Any other IP protocol.
     pub other: u64,
+    /// Bytes a TCP direction may hold while it waits for a hole to fill (0 = no reordering).
+    pub reorder_bytes: usize,
+    /// All reorder buffers together, at most.
+    pub reorder_memory: usize,
 }
 
 impl Default for FlowLimits {
@@ -51,6 +57,8 @@ impl Default for FlowLimits {
             udp_established: 120,
             icmp: 30,
             other: 60,
+            reorder_bytes: 256 << 10,
+            reorder_memory: 32 << 20,
         }
     }
 }
@@ -133,7 +141,7 @@ pub struct DirCounters {
     /// segment that fills one counts as payload rather than as a retransmission.
     holes: [Option<(u32, u32)>; 2],
     /// The last chunk handed up was cut short by the snap length.
-    cut_pending: bool,
+    pub(crate) cut_pending: bool,
     /// Last acknowledgement number sent in this direction (ACK flag set).
     last_ack: Option<u32>,
     /// How far this direction's acknowledgements advanced in total: the peer's sequence
@@ -232,8 +240,23 @@ pub struct Flow<A> {
     pub tcp: TcpState,
     /// For ICMP: type and code of the first packet (Community ID needs them).
     pub icmp: (u8, u8),
+    /// Reorder buffers by [`Direction::index`], borrowed from the table's pool while a
+    /// direction has bytes waiting for a hole to fill.
+    pub reorder: [Option<Box<ReorderBuf>>; 2],
     /// Application-layer state owned by the engine.
     pub app: A,
+}
+
+/// What [`Flow::update`] hands the application layer, in this order: the first `before`
+/// released pieces of the packet's direction ([`Flow::take_ready`]), then `chunk` (the
+/// packet's own new bytes), then the rest of the released pieces. Pieces the packet
+/// released in the *other* direction (it acknowledged past their hole) come first of all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Update {
+    /// The packet's own new in-order bytes.
+    pub chunk: Option<Chunk>,
+    /// Released pieces of this direction that precede `chunk`.
+    pub before: usize,
 }
 
 impl<A: Default> Flow<A> {
@@ -253,6 +276,7 @@ impl<A: Default> Flow<A> {
             last_pcap_cnt: pcap_cnt,
             dirs: [DirCounters::default(); 2],
             tcp: TcpState::None,
+            reorder: [None, None],
             icmp: if matches!(pkt.proto, 1 | 58) {
                 (pkt.sport as u8, pkt.dport as u8)
             } else {
@@ -279,6 +303,7 @@ impl<A> Flow<A> {
     pub fn swap_sides(&mut self) {
         self.client = 1 - self.client.min(1);
         self.dirs.swap(0, 1);
+        self.reorder.swap(0, 1);
     }
 
     /// Direction of a packet whose source is endpoint `src_index`.
@@ -356,14 +381,17 @@ impl<A> Flow<A> {
         }
     }
 
-    /// Accounts one packet and returns the new in-order payload for the app layer (if any).
+    /// Accounts one packet and says which new in-order bytes the app layer gets (see
+    /// [`Update`]). TCP segments that arrive ahead of a hole may wait in a reorder buffer
+    /// taken from `pool`.
     pub fn update(
         &mut self,
         dir: Direction,
         pkt: &Packet<'_>,
         ts: Ts,
         pcap_cnt: u64,
-    ) -> Option<Chunk> {
+        pool: &mut ReorderPool,
+    ) -> Update {
         if ts > self.last {
             self.last = ts;
         }
@@ -376,30 +404,70 @@ impl<A> Flow<A> {
                 if t.has(TcpMeta::ACK) {
                     self.dir_mut(dir).note_ack(t.ack);
                 }
-                let chunk = self.tcp_update(dir, t, pkt);
+                self.give_up_stale(dir, t, ts, pool);
+                let up = self.tcp_update(dir, t, pkt, ts, pcap_cnt, pool);
                 self.tcp_state(dir, t);
-                chunk
+                up
             }
             _ => {
                 let d = self.dir_mut(dir);
                 d.payload += u64::from(pkt.payload_len);
                 if pkt.fragment == Fragment::Continuation || pkt.payload.is_empty() {
-                    None
+                    Update::default()
                 } else {
                     // Each datagram stands alone: a cut one loses only its own tail.
-                    Some(Chunk {
-                        start: 0,
-                        end: pkt.payload.len(),
-                        gap: false,
-                        cut: pkt.payload_len.saturating_sub(pkt.payload.len() as u32),
-                    })
+                    Update {
+                        chunk: Some(Chunk {
+                            start: 0,
+                            end: pkt.payload.len(),
+                            gap: false,
+                            cut: pkt.payload_len.saturating_sub(pkt.payload.len() as u32),
+                        }),
+                        before: 0,
+                    }
                 }
             }
         }
     }
 
-    fn tcp_update(&mut self, dir: Direction, t: TcpMeta, pkt: &Packet<'_>) -> Option<Chunk> {
-        let d = self.dir_mut(dir);
+    /// Gives up the holes the held bytes wait on when waiting no longer makes sense: the
+    /// peer acknowledged past a hole (the sensor missed bytes the receiver got), or the
+    /// oldest held piece has waited [`reorder::WAIT`].
+    #[inline]
+    fn give_up_stale(&mut self, dir: Direction, t: TcpMeta, ts: Ts, pool: &mut ReorderPool) {
+        if !self.reordering() {
+            return;
+        }
+        for d in [dir.reverse(), dir] {
+            let i = d.index();
+            let (Some(dc), Some(Some(buf))) = (self.dirs.get_mut(i), self.reorder.get_mut(i))
+            else {
+                continue;
+            };
+            let Some(first) = buf.first_seq() else {
+                continue;
+            };
+            let acked_past =
+                d != dir && t.has(TcpMeta::ACK) && t.ack.wrapping_sub(first) as i32 > 0;
+            if acked_past || ts.since(buf.since()) > reorder::WAIT {
+                release(dc, buf, true, &mut pool.stats);
+            }
+        }
+    }
+
+    fn tcp_update(
+        &mut self,
+        dir: Direction,
+        t: TcpMeta,
+        pkt: &Packet<'_>,
+        ts: Ts,
+        pcap_cnt: u64,
+        pool: &mut ReorderPool,
+    ) -> Update {
+        let i = dir.index();
+        let (Some(d), Some(slot)) = (self.dirs.get_mut(i), self.reorder.get_mut(i)) else {
+            return Update::default();
+        };
         let len = pkt.payload_len;
         if t.has(TcpMeta::SYN) {
             d.syn = true;
@@ -407,77 +475,106 @@ impl<A> Flow<A> {
             d.seq_known = true;
             // Data on a SYN (TFO) is rare; it is counted but not handed up.
             d.payload += u64::from(len);
-            return None;
+            return Update::default();
         }
         if !d.seq_known {
             d.next_seq = t.seq;
             d.seq_known = true;
         }
+        // Pieces released by a time-out before this packet come before its bytes.
+        let mut before = slot.as_deref().map_or(0, ReorderBuf::ready_len);
         let mut chunk = None;
-        if len > 0 {
-            let rel = t.seq.wrapping_sub(d.next_seq) as i32;
+        if len > 0 && slot.is_none() && t.seq == d.next_seq {
+            // In order with nothing held: the common case, without the reorder machinery.
+            d.payload += u64::from(len);
+            d.next_seq = d.next_seq.wrapping_add(len);
             let captured = pkt.payload.len();
-            if rel == 0 {
-                d.payload += u64::from(len);
-                d.next_seq = d.next_seq.wrapping_add(len);
-                chunk = Some(Chunk {
-                    start: 0,
-                    end: captured,
-                    gap: false,
-                    cut: len.saturating_sub(captured as u32),
-                });
-            } else if rel > 0 {
-                // A hole: those bytes were never seen (loss before the sensor, or reordering).
-                d.missing += rel as u64;
-                d.add_hole(d.next_seq, t.seq);
-                d.payload += u64::from(len);
-                d.next_seq = t.seq.wrapping_add(len);
-                chunk = Some(Chunk {
-                    start: 0,
-                    end: captured,
-                    gap: true,
-                    cut: len.saturating_sub(captured as u32),
-                });
-            } else {
-                let behind = rel.unsigned_abs();
-                // Bytes landing in a hole arrived late, not twice.
-                let late_end = if behind >= len {
-                    t.seq.wrapping_add(len)
-                } else {
-                    d.next_seq
-                };
-                let late = d.fill_holes(t.seq, late_end);
-                d.missing = d.missing.saturating_sub(u64::from(late));
-                d.payload += u64::from(late);
-                if behind >= len {
-                    d.retransmitted += u64::from(len - late);
-                } else {
-                    let fresh = len - behind;
-                    d.retransmitted += u64::from(behind - late);
-                    d.payload += u64::from(fresh);
-                    d.next_seq = d.next_seq.wrapping_add(fresh);
-                    let start = (behind as usize).min(captured);
-                    chunk = Some(Chunk {
-                        start,
-                        end: captured,
-                        gap: false,
-                        cut: len.saturating_sub(captured as u32),
-                    });
-                }
-            }
+            chunk = Some(Chunk {
+                start: 0,
+                end: captured,
+                gap: false,
+                cut: len.saturating_sub(captured as u32),
+            });
+        } else if len > 0 {
+            let seg = Segment {
+                seq: t.seq,
+                len,
+                payload: pkt.payload,
+                pcap_cnt,
+                ts,
+            };
+            chunk = place(d, slot, pool, &seg, &mut before);
         }
         if let Some(c) = chunk.as_mut() {
             // A tail the snap length cut off is a hole before whatever comes next.
             c.gap |= d.cut_pending;
             d.cut_pending = c.cut > 0;
         }
+        if let Some(buf) = slot.as_deref_mut()
+            && buf.holding()
+        {
+            release(d, buf, false, &mut pool.stats);
+        }
         if t.has(TcpMeta::FIN) {
-            if !d.fin {
-                d.next_seq = d.next_seq.wrapping_add(1);
+            let fin_at = t.seq.wrapping_add(len);
+            match slot.as_deref_mut() {
+                // The FIN came ahead of a hole: it counts once the bytes before it are in.
+                Some(buf) if buf.holding() && fin_at.wrapping_sub(d.next_seq) as i32 > 0 => {
+                    buf.set_fin_at(fin_at);
+                }
+                _ if !d.fin => d.next_seq = d.next_seq.wrapping_add(1),
+                _ => {}
             }
             d.fin = true;
         }
-        chunk.filter(|c| c.end > c.start)
+        Update {
+            chunk: chunk.filter(|c| c.end > c.start),
+            before,
+        }
+    }
+
+    /// Some direction has a reorder buffer (holding or handing over pieces).
+    #[inline]
+    pub fn reordering(&self) -> bool {
+        self.reorder[0].is_some() || self.reorder[1].is_some()
+    }
+
+    /// Hands over the next released piece of `dir` (see [`Update`]): its bytes replace
+    /// `out`'s contents.
+    pub fn take_ready(&mut self, dir: Direction, out: &mut Vec<u8>) -> Option<ReadyChunk> {
+        self.reorder
+            .get_mut(dir.index())?
+            .as_deref_mut()?
+            .take_ready(out)
+    }
+
+    /// Released pieces of `dir` not yet handed over.
+    pub fn ready_len(&self, dir: Direction) -> usize {
+        self.reorder
+            .get(dir.index())
+            .and_then(Option::as_deref)
+            .map_or(0, ReorderBuf::ready_len)
+    }
+
+    /// The flow is ending: every held piece is released (after its hole, if any), to be
+    /// handed over with [`Flow::take_ready`].
+    pub fn release_all(&mut self, stats: &mut ReorderStats) {
+        for (d, buf) in self.dirs.iter_mut().zip(self.reorder.iter_mut()) {
+            if let Some(buf) = buf.as_deref_mut() {
+                release(d, buf, true, stats);
+            }
+        }
+    }
+
+    /// Returns idle reorder buffers to `pool` (all of them when `all`, at flow end).
+    pub fn return_buffers(&mut self, pool: &mut ReorderPool, all: bool) {
+        for slot in &mut self.reorder {
+            if slot.as_deref().is_some_and(|b| all || b.is_idle())
+                && let Some(buf) = slot.take()
+            {
+                pool.give(buf);
+            }
+        }
     }
 
     fn tcp_state(&mut self, dir: Direction, t: TcpMeta) {
@@ -553,6 +650,144 @@ impl<A> Flow<A> {
 
 /// The index hash of the flow in `slot` (for rehashing when the index grows; an empty
 /// slot never sits in the index).
+/// One TCP segment's payload, as [`place`] needs it.
+struct Segment<'p> {
+    seq: u32,
+    len: u32,
+    payload: &'p [u8],
+    pcap_cnt: u64,
+    ts: Ts,
+}
+
+/// Accounts a segment against the direction's sequence space and returns the bytes the app
+/// layer gets now. A segment ahead of a hole is held if a buffer has room; when it has none,
+/// the holes so far are given up (their pieces queue as `before`) and the segment is placed
+/// again against the new frontier.
+fn place(
+    d: &mut DirCounters,
+    slot: &mut Option<Box<ReorderBuf>>,
+    pool: &mut ReorderPool,
+    seg: &Segment<'_>,
+    before: &mut usize,
+) -> Option<Chunk> {
+    let (seq, len) = (seg.seq, seg.len);
+    let captured = seg.payload.len();
+    let cut = len.saturating_sub(captured as u32);
+    // Held bytes inside `[from, from + n)` were counted when they arrived.
+    let dup = |slot: &Option<Box<ReorderBuf>>, next: u32, from: u32, n: u32| {
+        slot.as_deref()
+            .map_or(0, |b| b.overlap(next, from, from.wrapping_add(n)))
+    };
+    // Two rounds at most: a forced release leaves nothing held, so the second round either
+    // holds the segment or takes the gap path.
+    for _ in 0..2 {
+        let rel = seq.wrapping_sub(d.next_seq) as i32;
+        if rel == 0 {
+            let held = dup(slot, d.next_seq, seq, len);
+            d.payload += u64::from(len - held);
+            d.retransmitted += u64::from(held);
+            d.next_seq = d.next_seq.wrapping_add(len);
+            return Some(Chunk {
+                start: 0,
+                end: captured,
+                gap: false,
+                cut,
+            });
+        }
+        if rel < 0 {
+            let behind = rel.unsigned_abs();
+            // Bytes landing in a hole arrived late, not twice.
+            let late_end = if behind >= len {
+                seq.wrapping_add(len)
+            } else {
+                d.next_seq
+            };
+            let late = d.fill_holes(seq, late_end);
+            d.missing = d.missing.saturating_sub(u64::from(late));
+            d.payload += u64::from(late);
+            if behind >= len {
+                d.retransmitted += u64::from(len - late);
+                return None;
+            }
+            let fresh = len - behind;
+            let held = dup(slot, d.next_seq, d.next_seq, fresh);
+            d.retransmitted += u64::from(behind - late + held);
+            d.payload += u64::from(fresh - held);
+            d.next_seq = d.next_seq.wrapping_add(fresh);
+            return Some(Chunk {
+                start: (behind as usize).min(captured),
+                end: captured,
+                gap: false,
+                cut,
+            });
+        }
+        let holding = slot.as_deref().is_some_and(ReorderBuf::holding);
+        if rel.unsigned_abs() <= reorder::MAX_AHEAD && pool.enabled() {
+            if slot.is_none() {
+                *slot = pool.take();
+                if slot.is_none() {
+                    pool.stats.no_buffer += 1;
+                }
+            }
+            if let Some(buf) = slot.as_deref_mut()
+                && let Some(new) = buf.hold(d.next_seq, seq, len, seg.payload, seg.pcap_cnt, seg.ts)
+            {
+                d.payload += u64::from(new);
+                d.retransmitted += u64::from(len - new);
+                if new > 0 {
+                    pool.stats.held += 1;
+                }
+                return None;
+            }
+        }
+        match slot.as_deref_mut() {
+            Some(buf) if holding => {
+                release(d, buf, true, &mut pool.stats);
+                *before = buf.ready_len();
+            }
+            _ => break,
+        }
+    }
+    // A hole nothing will fill: those bytes were never seen (loss before the sensor).
+    let rel = seq.wrapping_sub(d.next_seq) as i32;
+    let gap = rel != 0;
+    if rel > 0 {
+        d.missing += u64::from(rel.unsigned_abs());
+        d.add_hole(d.next_seq, seq);
+    }
+    d.payload += u64::from(len);
+    d.next_seq = seq.wrapping_add(len);
+    Some(Chunk {
+        start: 0,
+        end: captured,
+        gap,
+        cut,
+    })
+}
+
+/// Moves held pieces that the frontier reached (all of them when `force`) into the ready
+/// queue, advancing `next_seq`; a piece released across a hole counts the hole as missing.
+fn release(d: &mut DirCounters, buf: &mut ReorderBuf, force: bool, stats: &mut ReorderStats) {
+    while let Some((seq, len)) = buf.release_first(d.next_seq, force, &mut d.cut_pending) {
+        let ahead = seq.wrapping_sub(d.next_seq) as i32;
+        if ahead > 0 {
+            d.missing += u64::from(ahead.unsigned_abs());
+            d.add_hole(d.next_seq, seq);
+            d.next_seq = seq;
+            stats.gave_up += 1;
+        } else {
+            stats.in_order += 1;
+        }
+        let end = seq.wrapping_add(len);
+        if end.wrapping_sub(d.next_seq) as i32 > 0 {
+            d.next_seq = end;
+        }
+        if buf.fin_reached(d.next_seq) {
+            d.next_seq = d.next_seq.wrapping_add(1);
+        }
+    }
+}
+
 fn slot_hash<A>(slots: &[Option<Flow<A>>], hasher: &DefaultHashBuilder, slot: u32) -> u64 {
     slots
         .get(slot as usize)
@@ -611,6 +846,8 @@ pub struct FlowStats {
     pub tcp_retransmitted_bytes: u64,
     /// TCP payload bytes missing from holes.
     pub tcp_missing_bytes: u64,
+    /// Segments held for reordering (filled in from the pool by [`FlowTable::stats`]).
+    pub reorder: ReorderStats,
 }
 
 /// Where a packet landed in the table.
@@ -639,6 +876,8 @@ pub struct FlowTable<A> {
     drain_at: usize,
     limits: FlowLimits,
     last_sweep: Ts,
+    /// Reorder buffers for TCP directions waiting on a hole.
+    pub reorder: ReorderPool,
     /// Counters.
     pub stats: FlowStats,
 }
@@ -650,6 +889,7 @@ impl<A: Default> FlowTable<A> {
     /// An empty table with the given limits.
     pub fn new(limits: FlowLimits) -> FlowTable<A> {
         let cap = limits.max_flows.clamp(1, 1 << 16);
+        let reorder = ReorderPool::new(limits.reorder_bytes, limits.reorder_memory);
         FlowTable {
             index: HashTable::with_capacity(cap),
             hasher: DefaultHashBuilder::default(),
@@ -659,6 +899,7 @@ impl<A: Default> FlowTable<A> {
             drain_at: 0,
             limits,
             last_sweep: Ts(0),
+            reorder,
             stats: FlowStats::default(),
         }
     }
@@ -666,7 +907,22 @@ impl<A: Default> FlowTable<A> {
     /// Replaces the limits (config reload). Timeouts apply to the next sweep; a smaller
     /// `max_flows` bounds new flows only, so a fuller table shrinks as its flows end.
     pub fn set_limits(&mut self, limits: FlowLimits) {
+        self.reorder
+            .resize(limits.reorder_bytes, limits.reorder_memory);
         self.limits = limits;
+    }
+
+    /// The counters, with the reorder pool's.
+    pub fn stats(&self) -> FlowStats {
+        let mut s = self.stats.clone();
+        s.reorder.clone_from(&self.reorder.stats);
+        s
+    }
+
+    /// The flow in `slot` and the reorder pool, for [`Flow::update`].
+    pub fn flow_and_pool(&mut self, slot: u32) -> Option<(&mut Flow<A>, &mut ReorderPool)> {
+        let flow = self.slots.get_mut(slot as usize)?.as_mut()?;
+        Some((flow, &mut self.reorder))
     }
 
     /// Number of flows tracked.
@@ -981,11 +1237,23 @@ mod tests {
                 .unwrap();
             self.table.sweep(t, &mut self.ended);
             let hit = self.table.lookup(&p, t, self.cnt, &mut self.ended);
-            let flow = self.table.get_mut(hit.slot).unwrap();
-            let chunk = flow.update(hit.dir, &p, t, self.cnt);
-            let bytes = chunk
-                .map(|c| p.payload[c.start..c.end].to_vec())
-                .unwrap_or_default();
+            let (flow, pool) = self.table.flow_and_pool(hit.slot).unwrap();
+            let up = flow.update(hit.dir, &p, t, self.cnt, pool);
+            // In the order the engine hands bytes over (see `Update`).
+            let mut bytes = Vec::new();
+            let mut piece = Vec::new();
+            while flow.take_ready(hit.dir.reverse(), &mut piece).is_some() {}
+            for _ in 0..up.before {
+                flow.take_ready(hit.dir, &mut piece);
+                bytes.extend_from_slice(&piece);
+            }
+            if let Some(c) = up.chunk {
+                bytes.extend_from_slice(&p.payload[c.start..c.end]);
+            }
+            while flow.take_ready(hit.dir, &mut piece).is_some() {
+                bytes.extend_from_slice(&piece);
+            }
+            flow.return_buffers(pool, false);
             (hit.slot, hit.dir, bytes)
         }
     }
@@ -1027,10 +1295,8 @@ mod tests {
                 .unwrap();
             let hit = table.lookup(&p, t, i as u64 + 1, &mut ended);
             slot = hit.slot;
-            table
-                .get_mut(slot)
-                .unwrap()
-                .update(hit.dir, &p, t, i as u64 + 1);
+            let (flow, pool) = table.flow_and_pool(slot).unwrap();
+            flow.update(hit.dir, &p, t, i as u64 + 1, pool);
         }
         let flow = table.get(slot).unwrap();
         assert!(flow.one_sided());
@@ -1086,13 +1352,150 @@ mod tests {
         assert!(c.table.is_empty());
     }
 
+    fn no_reorder() -> FlowLimits {
+        FlowLimits {
+            reorder_bytes: 0,
+            ..FlowLimits::default()
+        }
+    }
+
     #[test]
     fn hole_is_counted_as_missing() {
-        let mut c = Conv::new(FlowLimits::default());
+        let mut c = Conv::new(no_reorder());
         let (slot, _, _) = c.tcp(1, true, 40000, 80, 100, A, b"abcd");
         c.tcp(1, true, 40000, 80, 110, A, b"efgh");
         let f = c.table.get(slot).unwrap();
         assert_eq!((f.dirs[0].payload, f.dirs[0].missing), (8, 6));
+    }
+
+    /// The CI failure of 2026-11-23 (`live_lab_matches_replay`): the capture interleaved
+    /// two bursts of one SMB upload, so later segments arrived before earlier ones. The
+    /// parser must see the stream in order and whole.
+    #[test]
+    fn interleaved_bursts_reach_the_app_layer_in_order() {
+        let mut c = Conv::new(FlowLimits::default());
+        let stream: Vec<u8> = (0..40u8).collect();
+        let seg = |i: usize| &stream[i * 4..i * 4 + 4];
+        let mut got = Vec::new();
+        let (slot, _, b) = c.tcp(1, true, 40000, 445, 1000, A, seg(0));
+        got.extend(b);
+        // Segments 5..10 interleave with 1..5.
+        for (x, y) in [(5, 1), (6, 2), (7, 3), (8, 4)] {
+            got.extend(
+                c.tcp(1, true, 40000, 445, 1000 + 4 * x, A, seg(x as usize))
+                    .2,
+            );
+            got.extend(
+                c.tcp(1, true, 40000, 445, 1000 + 4 * y, A, seg(y as usize))
+                    .2,
+            );
+        }
+        got.extend(c.tcp(1, true, 40000, 445, 1036, A, seg(9)).2);
+        assert_eq!(got, stream);
+        let f = c.table.get(slot).unwrap();
+        let d = &f.dirs[0];
+        assert_eq!((d.payload, d.missing, d.retransmitted), (40, 0, 0));
+        assert!(
+            f.reorder[0].is_none(),
+            "the idle buffer went back to the pool"
+        );
+        let st = c.table.stats();
+        assert_eq!((st.reorder.held, st.reorder.in_order), (4, 4));
+        assert_eq!(st.reorder.gave_up, 0);
+    }
+
+    #[test]
+    fn a_hole_is_given_up_when_acknowledged_past_or_after_waiting() {
+        let mut c = Conv::new(FlowLimits::default());
+        c.tcp(1, false, 80, 40000, 1, S | A, b"");
+        let (slot, _, b) = c.tcp(1, true, 40000, 80, 100, A, b"abcd");
+        assert_eq!(b, b"abcd");
+        assert!(c.tcp(1, true, 40000, 80, 110, A, b"efgh").2.is_empty());
+        // The server acknowledges 114 (Conv's server ACKs are 1; send its own ACK number).
+        let mut up = |ack_to: u32| {
+            let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+                .ipv4([203, 0, 113, 9], [10, 0, 0, 1], 64)
+                .tcp(80, 40000, 2, 1000)
+                .ack(ack_to);
+            let mut f = Vec::new();
+            b.write(&mut f, &[]).unwrap();
+            let p = c
+                .dec
+                .decode(linktype::ETHERNET, &f, f.len() as u32, Ts::from_secs(1))
+                .unwrap();
+            let hit = c.table.lookup(&p, Ts::from_secs(1), 9, &mut c.ended);
+            let (flow, pool) = c.table.flow_and_pool(hit.slot).unwrap();
+            flow.update(hit.dir, &p, Ts::from_secs(1), 9, pool);
+            let mut piece = Vec::new();
+            let r = flow.take_ready(Direction::ToServer, &mut piece);
+            (r, piece)
+        };
+        // An ACK inside the hole proves nothing yet.
+        assert_eq!(up(106).0, None);
+        let (r, piece) = up(114);
+        assert_eq!(piece, b"efgh");
+        assert!(r.unwrap().gap);
+        let f = c.table.get(slot).unwrap();
+        assert_eq!((f.dirs[0].payload, f.dirs[0].missing), (8, 6));
+
+        // Without ACKs, the next packet after the wait releases it.
+        let (_, _, _) = c.tcp(2, true, 40001, 80, 100, A, b"abcd");
+        assert!(c.tcp(2, true, 40001, 80, 110, A, b"efgh").2.is_empty());
+        let (_, _, b) = c.tcp(4, true, 40001, 80, 114, A, b"ijkl");
+        assert_eq!(b, b"efghijkl");
+        assert_eq!(c.table.stats().reorder.gave_up, 2);
+    }
+
+    #[test]
+    fn a_full_buffer_gives_up_its_hole_first() {
+        let limits = FlowLimits {
+            reorder_bytes: 8,
+            ..FlowLimits::default()
+        };
+        let mut c = Conv::new(limits);
+        let (slot, _, _) = c.tcp(1, true, 40000, 80, 100, A, b"abcd");
+        assert!(c.tcp(1, true, 40000, 80, 110, A, b"efgh").2.is_empty());
+        assert!(c.tcp(1, true, 40000, 80, 114, A, b"ijkl").2.is_empty());
+        // No room for a third: the held pieces go first, then this one, in order.
+        let (_, _, b) = c.tcp(1, true, 40000, 80, 118, A, b"mnop");
+        assert_eq!(b, b"efghijklmnop");
+        let f = c.table.get(slot).unwrap();
+        assert_eq!((f.dirs[0].payload, f.dirs[0].missing), (16, 6));
+        // The late bytes of the hole count as payload, not as a retransmission.
+        c.tcp(1, true, 40000, 80, 104, A, b"EFGHIJ");
+        let f = c.table.get(slot).unwrap();
+        let d = &f.dirs[0];
+        assert_eq!((d.payload, d.missing, d.retransmitted), (22, 0, 0));
+    }
+
+    #[test]
+    fn the_memory_cap_sheds_to_the_gap_path_and_counts() {
+        let limits = FlowLimits {
+            reorder_bytes: 64,
+            reorder_memory: 64,
+            ..FlowLimits::default()
+        };
+        let mut c = Conv::new(limits);
+        c.tcp(1, true, 40000, 80, 100, A, b"abcd");
+        assert!(c.tcp(1, true, 40000, 80, 110, A, b"efgh").2.is_empty());
+        // A second flow finds no buffer: its segment goes up at once, after a gap.
+        c.tcp(1, true, 40001, 80, 100, A, b"abcd");
+        assert_eq!(c.tcp(1, true, 40001, 80, 110, A, b"efgh").2, b"efgh");
+        assert_eq!(c.table.stats().reorder.no_buffer, 1);
+    }
+
+    #[test]
+    fn a_fin_ahead_of_the_hole_counts_once_the_hole_fills() {
+        let mut c = Conv::new(FlowLimits::default());
+        let (slot, _, _) = c.tcp(1, true, 40000, 80, 100, A, b"abcd");
+        assert!(c.tcp(1, true, 40000, 80, 108, A | F, b"ijkl").2.is_empty());
+        let (_, _, b) = c.tcp(1, true, 40000, 80, 104, A, b"efgh");
+        assert_eq!(b, b"efghijkl");
+        // A retransmitted FIN is old news.
+        c.tcp(1, true, 40000, 80, 108, A | F, b"ijkl");
+        let d = &c.table.get(slot).unwrap().dirs[0];
+        assert_eq!((d.payload, d.missing, d.retransmitted), (12, 0, 4));
+        assert_eq!(d.next_seq, 113);
     }
 
     #[test]
@@ -1112,13 +1515,8 @@ mod tests {
             let cap = &f[..cut_to.unwrap_or(f.len())];
             let p = dec.decode(linktype::ETHERNET, cap, wire, Ts(0)).unwrap();
             let hit = table.lookup(&p, Ts(0), 1, &mut ended);
-            chunks.push(
-                table
-                    .get_mut(hit.slot)
-                    .unwrap()
-                    .update(hit.dir, &p, Ts(0), 1)
-                    .unwrap(),
-            );
+            let (flow, pool) = table.flow_and_pool(hit.slot).unwrap();
+            chunks.push(flow.update(hit.dir, &p, Ts(0), 1, pool).chunk.unwrap());
         }
         assert_eq!(
             (chunks[0].end, chunks[0].cut, chunks[0].gap),
@@ -1313,5 +1711,96 @@ mod tests {
         c.table.drain(EndReason::EndOfInput, Ts(0), &mut rest);
         assert_eq!(rest.len(), 1);
         assert_eq!(c.table.stats.ended_at_exit, 1);
+    }
+
+    /// Sends the segments of a stream (sizes `sizes`, first byte at 100) in the order of
+    /// their `keys`, each again when `dup` says so and not at all when `drop` says so, then
+    /// ends the flow. Returns what the app layer got and the client direction's counters.
+    fn shuffled(
+        sizes: &[usize],
+        keys: &[u16],
+        dup: &[bool],
+        drop: &[bool],
+    ) -> (Vec<u8>, DirCounters) {
+        let stream: Vec<u8> = (0..sizes.iter().sum::<usize>())
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut at = 0;
+        let segs: Vec<(u32, &[u8])> = sizes
+            .iter()
+            .map(|&n| {
+                let s = (100 + at as u32, &stream[at..at + n]);
+                at += n;
+                s
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..segs.len()).collect();
+        order.sort_by_key(|&i| keys[i]);
+        let mut c = Conv::new(FlowLimits::default());
+        let (slot, _, _) = c.tcp(1, true, 40000, 445, 99, S, b"");
+        let mut got = Vec::new();
+        for &i in &order {
+            if drop[i] {
+                continue;
+            }
+            let (seq, bytes) = segs[i];
+            got.extend(c.tcp(1, true, 40000, 445, seq, A, bytes).2);
+            if dup[i] {
+                got.extend(c.tcp(1, true, 40000, 445, seq, A, bytes).2);
+            }
+        }
+        let flow = c.table.get_mut(slot).unwrap();
+        flow.release_all(&mut ReorderStats::default());
+        let mut piece = Vec::new();
+        while flow.take_ready(Direction::ToServer, &mut piece).is_some() {
+            got.extend_from_slice(&piece);
+        }
+        (got, flow.dirs[0])
+    }
+
+    proptest::proptest! {
+        /// Whatever the arrival order, the app layer gets the stream in order and whole, and
+        /// each byte counts once as payload.
+        #[test]
+        fn any_arrival_order_gives_the_stream_in_order(
+            sizes in proptest::collection::vec(1usize..120, 2..40),
+            keys in proptest::collection::vec(proptest::prelude::any::<u16>(), 40),
+            dup in proptest::collection::vec(proptest::prelude::any::<bool>(), 40),
+        ) {
+            let (got, d) = shuffled(&sizes, &keys, &dup, &[false; 40]);
+            let total: usize = sizes.iter().sum();
+            let want: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(d.payload, total as u64);
+            proptest::prop_assert_eq!(d.missing, 0);
+            let dups: usize = sizes.iter().zip(&dup).filter(|(_, d)| **d).map(|(n, _)| n).sum();
+            proptest::prop_assert_eq!(d.retransmitted, dups as u64);
+        }
+
+        /// With segments lost, the app layer gets exactly the bytes that were sent, in
+        /// order, and the holes between them count as missing.
+        #[test]
+        fn lost_segments_leave_holes_and_nothing_else(
+            sizes in proptest::collection::vec(1usize..120, 2..40),
+            keys in proptest::collection::vec(proptest::prelude::any::<u16>(), 40),
+            drop in proptest::collection::vec(proptest::prelude::any::<bool>(), 40),
+        ) {
+            let (got, d) = shuffled(&sizes, &keys, &[false; 40], &drop);
+            let mut want = Vec::new();
+            let mut at = 0;
+            let mut last_kept_end = 0;
+            for (i, &n) in sizes.iter().enumerate() {
+                if !drop[i] {
+                    want.extend((at..at + n).map(|b| (b % 251) as u8));
+                    last_kept_end = at + n;
+                }
+                at += n;
+            }
+            let kept: usize = sizes.iter().zip(&drop).filter(|(_, d)| !**d).map(|(n, _)| n).sum();
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(d.payload, kept as u64);
+            // Lost bytes after the last kept segment were never announced.
+            proptest::prop_assert_eq!(d.missing, (last_kept_end - kept) as u64);
+        }
     }
 }
