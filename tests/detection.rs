@@ -557,6 +557,7 @@ fn lab_captures_raise_exactly_the_expected_alerts() {
             1,
         ),
         ("smb2-put-get.pcap", vec![], 0),
+        ("smb2-reordered.pcap", vec![], 0),
         ("smb3-encrypted.pcap", vec![], 0),
     ];
     let dir = root().join("pcaps/real");

@@ -317,17 +317,8 @@ fn live_lab_matches_replay() {
     );
     // smbclient's put and get against the lab's samba (scenarios.sh smb2-put-get): the
     // session names both files with their direction and size.
-    let smb_files: Vec<String> = sessions
-        .iter()
-        .filter(|s| s["app_proto"] == "smb")
-        .flat_map(|s| {
-            s["session"]["files"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .map(|f| format!("{} {} {}", f["name"], f["direction"], f["bytes"]))
-        .collect();
+    let smb_files =
+        common::session_files(sessions.iter().copied().filter(|s| s["app_proto"] == "smb"));
     for want in [
         "\"payroll-2026.xlsx\" \"upload\" 512000",
         "\"handbook.pdf\" \"download\" 500000",

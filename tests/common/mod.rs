@@ -93,6 +93,22 @@ pub fn truth(pcap: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&p).expect("truth file")).expect("truth JSON")
 }
 
+/// `"name" "direction" bytes` of every file the given session records name.
+pub fn session_files<'a>(sessions: impl IntoIterator<Item = &'a Value>) -> Vec<String> {
+    let mut v: Vec<String> = sessions
+        .into_iter()
+        .flat_map(|s| {
+            s["session"]["files"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|f| format!("{} {} {}", f["name"], f["direction"], f["bytes"]))
+        .collect();
+    v.sort();
+    v
+}
+
 /// Finds the flow record whose client/server match (in that orientation).
 pub fn find_flow<'a>(
     run: &'a Run,
