@@ -708,6 +708,24 @@ fn suppression_rules_and_bounds() {
     );
     assert!(parse("[capture]\nbatch_packets = 65536\nqueue_batches = 4096\n").is_ok());
     assert_eq!(
+        err("[flows]\nreorder_bytes = 16777217\n"),
+        "sensor.toml:2:17: [flows] reorder_bytes: 16777217 is more than the supported 16777216"
+    );
+    let e = err("[flows]\nreorder_bytes = -1\n");
+    assert!(
+        e.starts_with("sensor.toml:2:17: [flows] reorder_bytes: invalid value: integer `-1`"),
+        "{e}"
+    );
+    let e = err("[flows]\nmax_reorder_memory_mib = 0\n");
+    assert!(
+        e.starts_with(
+            "sensor.toml:2:26: [flows] max_reorder_memory_mib: invalid value: integer `0`"
+        ),
+        "{e}"
+    );
+    let c = parse("[flows]\nreorder_bytes = 0\n").unwrap();
+    assert_eq!(c.flows.reorder_bytes, 0, "0 turns reordering off");
+    assert_eq!(
         err("[thresholds]\nrepeated_connections_max = 5000\n"),
         "sensor.toml:2:28: [thresholds] repeated_connections_max: 5000 is more than the supported 1000"
     );
