@@ -292,6 +292,11 @@ fn live_lab_matches_replay() {
         "the final record is the stats record"
     );
     let cap = &stats.last().unwrap()["stats"]["capture"];
+    // The lab's veths do reorder segments now and then (pcaps/real/smb2-reordered.pcap).
+    eprintln!(
+        "live_lab_matches_replay: reorder {}",
+        stats.last().unwrap()["stats"]["flow"]["reorder"]
+    );
     assert!(cap["frames"].as_u64().unwrap() > 1000, "{cap}");
     assert!(cap["pcap"]["received"].as_u64().unwrap() >= cap["frames"].as_u64().unwrap());
     assert_eq!(cap["queue_dropped"], 0, "{cap}");
