@@ -269,6 +269,9 @@ pub fn run(opts: RunOptions, signals: &Signals) -> Result<RunOutcome, SetupError
     }
     let n = opts.workers.clamp(1, MAX_WORKERS);
     let (out_tx, out_rx) = queue::queues(opts.queue_records.max(16), opts.queue_alerts.max(16));
+    if live.is_none() {
+        out_rx.take_in_send_order();
+    }
     let (free_tx, free_rx) = bounded::<Batch>(n * (opts.queue_batches.max(1) + 2));
 
     let writer_signals = signals.clone();

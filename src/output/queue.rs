@@ -1,10 +1,12 @@
 //! The queues from the workers to the writer thread: two lanes, bounded in records.
 //!
 //! Alerts travel in their own, larger lane so a flood of flow records cannot push them out,
-//! and the writer always takes an alert before anything else. A worker hands over its
-//! alerts before the records it produced after them, so an alert is never written after a
-//! record its worker produced later (in particular, never after the `flow` or `session`
-//! record of the flow it is about); alerts may overtake older records.
+//! and in live capture the writer always takes an alert before anything else. A worker hands
+//! over its alerts before the records it produced after them, so an alert is never written
+//! after a record its worker produced later (in particular, never after the `flow` or
+//! `session` record of the flow it is about); live, alerts may overtake older records.
+//! Replay drops nothing, so there the writer takes messages in the order they were sent
+//! ([`OutReceiver::take_in_send_order`]) and one worker's output is the same on every run.
 //!
 //! The bound counts records, not messages: a message is a block of a whole batch's lines,
 //! so a channel bounded in messages would let a stalled writer hold a thousand times more
@@ -29,7 +31,8 @@ pub enum Lane {
 
 #[derive(Debug)]
 struct LaneQueue {
-    msgs: VecDeque<(OutMsg, u64)>,
+    /// Message, weight, send sequence number.
+    msgs: VecDeque<(OutMsg, u64, u64)>,
     /// Records queued (a message without records weighs one).
     held: u64,
     cap: u64,
@@ -51,9 +54,14 @@ impl LaneQueue {
     }
 
     fn pop(&mut self) -> Option<OutMsg> {
-        let (msg, weight) = self.msgs.pop_front()?;
+        let (msg, weight, _) = self.msgs.pop_front()?;
         self.held = self.held.saturating_sub(weight);
         Some(msg)
+    }
+
+    /// Send sequence number of the oldest message.
+    fn front_seq(&self) -> Option<u64> {
+        self.msgs.front().map(|m| m.2)
     }
 }
 
@@ -64,6 +72,21 @@ struct State {
     senders: usize,
     receiver: bool,
     dropped: KindCounts,
+    /// Messages sent so far (numbers them for `in_order`).
+    sent: u64,
+    /// Take messages in send order rather than alerts first.
+    in_order: bool,
+}
+
+impl State {
+    /// The next message for the writer.
+    fn pop(&mut self) -> Option<OutMsg> {
+        match (self.alerts.front_seq(), self.records.front_seq()) {
+            (Some(a), Some(r)) if self.in_order && r < a => self.records.pop(),
+            (Some(_), _) => self.alerts.pop(),
+            _ => self.records.pop(),
+        }
+    }
 }
 
 impl State {
@@ -124,6 +147,8 @@ pub fn queues(records: usize, alerts: usize) -> (OutSender, OutReceiver) {
             senders: 1,
             receiver: true,
             dropped: KindCounts::default(),
+            sent: 0,
+            in_order: false,
         }),
         filled: Condvar::new(),
         drained: Condvar::new(),
@@ -189,9 +214,11 @@ impl OutSender {
                 return false;
             }
             if st.lane(lane).has_room(weight) {
+                st.sent += 1;
+                let seq = st.sent;
                 let q = st.lane(lane);
                 q.held = q.held.saturating_add(weight);
-                q.msgs.push_back((msg, weight));
+                q.msgs.push_back((msg, weight, seq));
                 drop(st);
                 self.shared.filled.notify_one();
                 return true;
@@ -210,16 +237,19 @@ impl OutSender {
 }
 
 impl OutReceiver {
+    /// Replay: take messages in the order they were sent instead of alerts first. Nothing
+    /// is dropped then, so an alert gains nothing by overtaking, and the output of one
+    /// worker no longer depends on when the writer happened to wake up.
+    pub fn take_in_send_order(&self) {
+        self.shared.lock().in_order = true;
+    }
+
     /// The next message, alerts first; waits at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<OutMsg, RecvError> {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.lock();
         loop {
-            let msg = match st.alerts.pop() {
-                Some(m) => Some(m),
-                None => st.records.pop(),
-            };
-            if let Some(m) = msg {
+            if let Some(m) = st.pop() {
                 drop(st);
                 // Several senders may wait on different lanes: wake them all to re-check.
                 self.shared.drained.notify_all();
@@ -276,6 +306,29 @@ mod tests {
             OutMsg::Block(_, c) if c.flow > 0 => Some(EventKind::Flow),
             _ => None,
         }
+    }
+
+    #[test]
+    fn replay_takes_messages_in_send_order() {
+        let (tx, rx) = queues(100, 100);
+        rx.take_in_send_order();
+        let (m, c) = block(EventKind::Flow, 3);
+        assert!(tx.send(Lane::Records, m, &c));
+        let (m, c) = block(EventKind::Alert, 1);
+        assert!(tx.send(Lane::Alerts, m, &c));
+        let (m, c) = block(EventKind::Flow, 2);
+        assert!(tx.send(Lane::Records, m, &c));
+        let kinds: Vec<_> = (0..3)
+            .map(|_| kind_of(&rx.recv_timeout(Duration::from_millis(10)).unwrap()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                Some(EventKind::Flow),
+                Some(EventKind::Alert),
+                Some(EventKind::Flow)
+            ]
+        );
     }
 
     #[test]
