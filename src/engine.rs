@@ -1576,7 +1576,6 @@ impl Engine {
         }
     }
 
-    /// Decides the mismatch verdict of the flow in `slot` once identification is done.
     /// A new flow that an announcement predicted joins its session. Returns true when the
     /// flow's ends were swapped to match the announcement.
     fn link_new_flow(&mut self, slot: u32, ts: Ts) -> bool {
