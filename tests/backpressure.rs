@@ -163,6 +163,28 @@ fn wait(child: &mut Child, limit: Duration) -> i32 {
     }
 }
 
+/// [`wait`], then everything the child wrote to its (piped) stderr.
+fn wait_with_stderr(child: &mut Child, limit: Duration) -> (i32, String) {
+    let code = wait(child, limit);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (code, stderr)
+}
+
+/// Sends `SIG<name>` to the child.
+fn signal(child: &Child, name: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 /// Waits until `path` stops growing for a second while the child keeps running (it is
 /// stalled on the full disk), and returns the size.
 fn wait_for_stall(child: &mut Child, path: &Path) -> u64 {
@@ -201,8 +223,8 @@ fn check_complete(got: &[u8], want: &[u8]) -> Value {
     let (want_lines, want_stats) = parse(want);
     let (got_lines, stats) = parse(got);
     assert_eq!(got_lines.len(), want_lines.len(), "records lost or doubled");
-    // Alerts travel in their own lane and may overtake records queued before them while the
-    // output is stalled, so the order can differ from the unhindered run; the set may not.
+    // With several workers (the default is cores − 1) their lines interleave in another
+    // order from run to run; the set of records may not change.
     let sorted = |v: &[String]| {
         let mut v = v.to_vec();
         v.sort();
@@ -244,14 +266,7 @@ fn replay_into_a_full_tmpfs_loses_nothing_once_space_frees() {
     );
     eprintln!("stalled at {stalled_at} of {} bytes", want.len());
     fs::remove_file(&filler).unwrap();
-    let code = wait(&mut child, Duration::from_secs(120));
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (code, stderr) = wait_with_stderr(&mut child, Duration::from_secs(120));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("EVE output stalled"), "{stderr}");
     assert!(stderr.contains("writing resumed"), "{stderr}");
@@ -281,19 +296,8 @@ fn sighup_during_a_stall_moves_output_to_the_new_file_whole() {
     let rotated = fs_.dir.join("eve.json.1");
     fs::rename(&eve, &rotated).unwrap();
     fs::rename(fs_.dir.join("next"), &eve).unwrap();
-    let st = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let code = wait(&mut child, Duration::from_secs(120));
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    signal(&child, "HUP");
+    let (code, stderr) = wait_with_stderr(&mut child, Duration::from_secs(120));
     assert_eq!(code, 0, "{stderr}");
     let old = fs::read(&rotated).unwrap();
     assert_eq!(
@@ -329,19 +333,8 @@ fn sigterm_while_the_disk_stays_full_gives_up_on_a_whole_line() {
     let fs_ = Tmpfs::mount(tmp.dir(), 512);
     let _filler = fs_.fill(64 * 1024);
     let (eve, mut child, stalled_at) = run_until_stalled(&fs_, &config);
-    let st = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let code = wait(&mut child, Duration::from_secs(30));
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    signal(&child, "TERM");
+    let (code, stderr) = wait_with_stderr(&mut child, Duration::from_secs(30));
     assert_eq!(code, 2, "records were lost: {stderr}");
     assert!(stderr.contains("held records are lost"), "{stderr}");
     let got = fs::read(&eve).unwrap();
@@ -403,14 +396,7 @@ fn a_reader_that_leaves_ends_the_run_quietly() {
     let mut first = [0u8; 1024];
     stdout.read_exact(&mut first).unwrap();
     drop(stdout);
-    let code = wait(&mut child, Duration::from_secs(60));
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (code, stderr) = wait_with_stderr(&mut child, Duration::from_secs(60));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("broken pipe"), "{stderr}");
     assert!(!stderr.contains("records were lost"), "{stderr}");
