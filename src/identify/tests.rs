@@ -715,18 +715,6 @@ proptest! {
 /// without the FTPS upgrade.
 #[test]
 fn merge_shortcut_matches_the_full_rules() {
-    let protos = [
-        AppProto::Ftp,
-        AppProto::Ftps,
-        AppProto::Smb,
-        AppProto::Tftp,
-        AppProto::TftpData,
-        AppProto::Http,
-        AppProto::Tls,
-        AppProto::Ssh,
-        AppProto::Dns,
-        AppProto::Smtp,
-    ];
     let names = [
         ftp::SIG_BANNER,
         ftp::SIG_BANNER_GENERIC,
@@ -737,7 +725,7 @@ fn merge_shortcut_matches_the_full_rules() {
         smb::SIG_POSITIVE,
     ];
     let mut outcomes = vec![Outcome::Silent, Outcome::Unknown];
-    for proto in protos {
+    for proto in AppProto::ALL {
         for name in names {
             for needs_peer in [false, true] {
                 outcomes.push(Outcome::Sig(sig(proto, name, 0, Role::Client, needs_peer)));
