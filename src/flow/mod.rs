@@ -141,7 +141,7 @@ pub struct DirCounters {
     /// segment that fills one counts as payload rather than as a retransmission.
     holes: [Option<(u32, u32)>; 2],
     /// The last chunk handed up was cut short by the snap length.
-    pub(crate) cut_pending: bool,
+    cut_pending: bool,
     /// Last acknowledgement number sent in this direction (ACK flag set).
     last_ack: Option<u32>,
     /// How far this direction's acknowledgements advanced in total: the peer's sequence
@@ -160,6 +160,20 @@ impl DirCounters {
             self.acked += u64::from(step.unsigned_abs());
         }
         self.last_ack = Some(ack);
+    }
+
+    /// Takes the `len` bytes at `next_seq`, of which `held` were counted while they waited
+    /// in the reorder buffer, from a packet that captured `captured` of them.
+    fn take_in_order(&mut self, len: u32, held: u32, captured: usize) -> Chunk {
+        self.payload += u64::from(len - held);
+        self.retransmitted += u64::from(held);
+        self.next_seq = self.next_seq.wrapping_add(len);
+        Chunk {
+            start: 0,
+            end: captured,
+            gap: false,
+            cut: len.saturating_sub(captured as u32),
+        }
     }
 
     fn add_hole(&mut self, start: u32, end: u32) {
@@ -486,15 +500,7 @@ impl<A> Flow<A> {
         let mut chunk = None;
         if len > 0 && slot.is_none() && t.seq == d.next_seq {
             // In order with nothing held: the common case, without the reorder machinery.
-            d.payload += u64::from(len);
-            d.next_seq = d.next_seq.wrapping_add(len);
-            let captured = pkt.payload.len();
-            chunk = Some(Chunk {
-                start: 0,
-                end: captured,
-                gap: false,
-                cut: len.saturating_sub(captured as u32),
-            });
+            chunk = Some(d.take_in_order(len, 0, pkt.payload.len()));
         } else if len > 0 {
             let seg = Segment {
                 seq: t.seq,
@@ -684,15 +690,7 @@ fn place(
         let rel = seq.wrapping_sub(d.next_seq) as i32;
         if rel == 0 {
             let held = dup(slot, d.next_seq, seq, len);
-            d.payload += u64::from(len - held);
-            d.retransmitted += u64::from(held);
-            d.next_seq = d.next_seq.wrapping_add(len);
-            return Some(Chunk {
-                start: 0,
-                end: captured,
-                gap: false,
-                cut,
-            });
+            return Some(d.take_in_order(len, held, captured));
         }
         if rel < 0 {
             let behind = rel.unsigned_abs();
@@ -915,7 +913,7 @@ impl<A: Default> FlowTable<A> {
     /// The counters, with the reorder pool's.
     pub fn stats(&self) -> FlowStats {
         let mut s = self.stats.clone();
-        s.reorder.clone_from(&self.reorder.stats);
+        s.reorder = self.reorder.snapshot();
         s
     }
 

@@ -300,7 +300,7 @@ pub struct ReorderStats {
     /// Segments that arrived ahead of a hole while every buffer was in use
     /// (`reorder_memory`): handed over at once with a gap. What the cap shed.
     pub no_buffer: u64,
-    /// Buffers in use or pooled now.
+    /// Buffers in use or pooled now (filled in by [`ReorderPool::snapshot`]).
     pub buffers: u64,
     /// Most buffers in use at once.
     pub buffers_peak: u64,
@@ -344,7 +344,14 @@ impl ReorderPool {
         }
         self.bytes = bytes;
         self.max_buffers = memory.checked_div(bytes).unwrap_or(0);
-        self.stats.buffers = (self.free.len() + self.in_use) as u64;
+    }
+
+    /// The counters, with the number of buffers that exist now.
+    pub fn snapshot(&self) -> ReorderStats {
+        ReorderStats {
+            buffers: (self.in_use + self.free.len()) as u64,
+            ..self.stats.clone()
+        }
     }
 
     /// Reordering is on.
@@ -362,8 +369,6 @@ impl ReorderPool {
             None => return None,
         };
         self.in_use += 1;
-        let total = (self.in_use + self.free.len()) as u64;
-        self.stats.buffers = total;
         self.stats.buffers_peak = self.stats.buffers_peak.max(self.in_use as u64);
         Some(buf)
     }
@@ -375,7 +380,6 @@ impl ReorderPool {
         if buf.data.capacity() == self.bytes && self.free.len() + self.in_use < self.max_buffers {
             self.free.push(buf);
         }
-        self.stats.buffers = (self.in_use + self.free.len()) as u64;
     }
 }
 
@@ -448,7 +452,7 @@ mod tests {
         assert!(p.take().is_none(), "250 / 100 = 2 buffers");
         p.give(a);
         let c = p.take().unwrap();
-        assert_eq!(p.stats.buffers, 2);
+        assert_eq!(p.snapshot().buffers, 2);
         assert_eq!(p.stats.buffers_peak, 2);
         p.give(b);
         p.give(c);
