@@ -87,10 +87,7 @@ fn addr_bits(ip: IpAddr) -> u128 {
 /// evenly over the workers.
 fn mix(x: u128) -> u64 {
     let folded = (x as u64) ^ ((x >> 64) as u64).rotate_left(29);
-    let mut z = folded.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    crate::flow::key::mix64(folded.wrapping_add(0x9e37_79b9_7f4a_7c15))
 }
 
 #[cfg(test)]
