@@ -15,19 +15,25 @@ use super::eve::StatsRecord;
 
 /// Collects per-worker snapshots and emits their sum.
 pub struct StatsMerger {
-    latest: Vec<Option<Value>>,
-    fresh: Vec<bool>,
-    finals: Vec<bool>,
+    workers: Vec<WorkerSnapshot>,
+}
+
+/// What one worker has reported.
+#[derive(Clone, Default)]
+struct WorkerSnapshot {
+    /// Its latest snapshot, serialised.
+    latest: Option<Value>,
+    /// A periodic snapshot arrived since the last periodic record.
+    fresh: bool,
+    /// Its final snapshot arrived.
+    last: bool,
 }
 
 impl StatsMerger {
     /// A merger for `workers` workers (numbered from 0).
     pub fn new(workers: usize) -> StatsMerger {
-        let n = workers.max(1);
         StatsMerger {
-            latest: vec![None; n],
-            fresh: vec![false; n],
-            finals: vec![false; n],
+            workers: vec![WorkerSnapshot::default(); workers.max(1)],
         }
     }
 
@@ -35,29 +41,35 @@ impl StatsMerger {
     /// `output` counters) when a round is complete. Snapshots from an unknown worker index
     /// or that cannot be serialised are ignored.
     pub fn add(&mut self, rec: &StatsRecord) -> Option<Value> {
-        let w = usize::from(rec.worker);
         let value = serde_json::to_value(rec).ok()?;
-        *self.latest.get_mut(w)? = Some(value);
+        let w = self.workers.get_mut(usize::from(rec.worker))?;
+        w.latest = Some(value);
+        // A final snapshot waits for every worker's final; a periodic one for a periodic
+        // snapshot from every worker since the last record.
         if rec.last {
-            *self.finals.get_mut(w)? = true;
-            if self.finals.iter().all(|&f| f) {
-                self.finals.fill(false);
-                self.fresh.fill(false);
-                return Some(self.sum());
-            }
+            w.last = true;
+        } else {
+            w.fresh = true;
+        }
+        let done = self
+            .workers
+            .iter()
+            .all(|w| if rec.last { w.last } else { w.fresh });
+        if !done {
             return None;
         }
-        *self.fresh.get_mut(w)? = true;
-        if self.fresh.iter().all(|&f| f) {
-            self.fresh.fill(false);
-            return Some(self.sum());
+        for w in &mut self.workers {
+            w.fresh = false;
+            if rec.last {
+                w.last = false;
+            }
         }
-        None
+        Some(self.sum())
     }
 
     fn sum(&self) -> Value {
         let mut acc = Value::Object(Map::new());
-        for v in self.latest.iter().flatten() {
+        for v in self.workers.iter().filter_map(|w| w.latest.as_ref()) {
             merge(&mut acc, v, Rule::Sum);
         }
         acc
